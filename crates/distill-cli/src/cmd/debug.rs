@@ -1,0 +1,93 @@
+//! `distill debug ...`: stable, hidden hooks that print what the frontend understood, in formats
+//! meant to be compared line by line with other implementations (see docs/debug-hooks.md).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use distill_frontend::Source;
+
+use crate::global::Global;
+
+#[derive(Subcommand)]
+pub enum DebugCommand {
+    /// Print one line per top-level instruction, like BuildKit's parser `Node.Dump()`
+    Parse(ParseArgs),
+    /// Print the expansion of WORD as BuildKit expands an instruction argument
+    Expand(ExpandArgs),
+}
+
+#[derive(Args)]
+pub struct ParseArgs {
+    /// The Dockerfile to parse
+    file: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ExpandArgs {
+    /// Set variable K to the raw value V (repeatable)
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<String>,
+
+    /// Split the result into words, one per line (as for EXPOSE, VOLUME, ...)
+    #[arg(long)]
+    words: bool,
+
+    /// The word to expand
+    #[arg(allow_hyphen_values = true)]
+    word: String,
+}
+
+pub fn run(command: DebugCommand, _global: &Global) -> anyhow::Result<ExitCode> {
+    match command {
+        DebugCommand::Parse(args) => parse(args),
+        DebugCommand::Expand(args) => expand(args),
+    }
+}
+
+fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let source = Source::new(args.file.display().to_string(), text);
+    match distill_frontend::parse(&source) {
+        Ok(dockerfile) => {
+            print!("{}", distill_frontend::dump(&dockerfile));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(diagnostic) => {
+            eprintln!("error: {diagnostic}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn expand(args: ExpandArgs) -> anyhow::Result<ExitCode> {
+    let mut env = HashMap::new();
+    for pair in &args.env {
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--env {pair:?}: expected K=V"))?;
+        env.insert(key.to_string(), value.to_string());
+    }
+    let lexer = distill_shell::Lexer::new('\\');
+    let result = if args.words {
+        lexer.process_words(&args.word, &env)
+    } else {
+        lexer.process_word(&args.word, &env).map(|w| vec![w])
+    };
+    match result {
+        Ok(words) => {
+            for word in words {
+                println!("{word}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

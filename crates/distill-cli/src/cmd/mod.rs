@@ -1,0 +1,4 @@
+//! One module per command (or group of commands).
+
+pub mod debug;
+pub mod plan;

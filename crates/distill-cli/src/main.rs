@@ -1,0 +1,54 @@
+//! The `distill` command. This crate only parses flags, calls the library crates and prints:
+//! every behaviour lives in a library crate under `crates/`.
+
+mod cmd;
+mod global;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::global::Global;
+
+/// distill builds small container images from the Dockerfiles you already have, without a
+/// daemon and without root.
+#[derive(Parser)]
+#[command(name = "distill", version, propagate_version = true)]
+struct Cli {
+    /// Where the image store lives [default: /var/lib/distill as root, else $XDG_DATA_HOME/distill]
+    #[arg(long, env = "DISTILL_ROOT", global = true, value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
+
+    /// Print debugging information on standard error
+    #[arg(long, global = true)]
+    debug: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the build plan of a Dockerfile: the stages a build would run, in order
+    Plan(cmd::plan::PlanArgs),
+
+    /// Tooling hooks for comparing distill with other implementations
+    #[command(hide = true, subcommand)]
+    Debug(cmd::debug::DebugCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let global = Global::new(cli.root, cli.debug);
+    let result = match cli.command {
+        Command::Plan(args) => cmd::plan::run(args, &global),
+        Command::Debug(command) => cmd::debug::run(command, &global),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
