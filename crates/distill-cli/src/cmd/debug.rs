@@ -27,13 +27,17 @@ pub struct ParseArgs {
 
 #[derive(Args)]
 pub struct ExpandArgs {
-    /// Set variable K to the raw value V (repeatable)
+    /// Set variable K to the raw value V (repeatable; the last one wins; K alone sets K to "")
     #[arg(long = "env", value_name = "K=V")]
     env: Vec<String>,
 
     /// Split the result into words, one per line (as for EXPOSE, VOLUME, ...)
     #[arg(long)]
     words: bool,
+
+    /// The escape character, as set by the `# escape=` parser directive
+    #[arg(long, value_name = "CHAR", default_value_t = '\\')]
+    escape: char,
 
     /// The word to expand
     #[arg(allow_hyphen_values = true)]
@@ -65,14 +69,16 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn expand(args: ExpandArgs) -> anyhow::Result<ExitCode> {
-    let mut env = HashMap::new();
-    for pair in &args.env {
-        let (key, value) = pair
-            .split_once('=')
-            .with_context(|| format!("--env {pair:?}: expected K=V"))?;
-        env.insert(key.to_string(), value.to_string());
-    }
-    let lexer = distill_shell::Lexer::new('\\');
+    // Like BuildKit's EnvsFromSlice: split at the first `=`, a later K replaces an earlier one.
+    let env: HashMap<String, String> = args
+        .env
+        .iter()
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair.as_str(), ""));
+            (key.to_string(), value.to_string())
+        })
+        .collect();
+    let lexer = distill_shell::Lexer::new(args.escape);
     let result = if args.words {
         lexer.process_words(&args.word, &env)
     } else {
