@@ -1,0 +1,97 @@
+//! Parse + plan of a generated 5,000-line multi-stage Dockerfile, timed over 50 runs; prints
+//! the median. Run with `cargo bench -p distill-plan`. A measurement, not a test: it fails
+//! only if the Dockerfile does not plan.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use distill_frontend::Source;
+use distill_plan::{plan_source, BuildArgs, PlanOptions};
+
+const LINES: usize = 5_000;
+const RUNS: usize = 50;
+
+/// A Dockerfile of about [`LINES`] lines: global ARGs, then stages of every common
+/// instruction, each later stage copying from an earlier one, and a final scratch stage.
+fn generate() -> String {
+    let mut text = String::from(
+        "# syntax=docker/dockerfile:1\nARG BASE=debian:bookworm-slim\nARG VERSION=1.0\n",
+    );
+    let mut lines = 3;
+    let mut stage = 0;
+    while lines < LINES - 4 {
+        let _ = writeln!(text, "FROM ${{BASE}} AS stage{stage}");
+        let _ = writeln!(text, "ARG VERSION");
+        let _ = writeln!(
+            text,
+            "ENV APP_HOME=/opt/app{stage} PATH=/opt/app{stage}/bin:$PATH"
+        );
+        let _ = writeln!(text, "WORKDIR $APP_HOME");
+        let _ = writeln!(
+            text,
+            "LABEL org.opencontainers.image.version=\"$VERSION\" stage=\"{stage}\""
+        );
+        let _ = writeln!(
+            text,
+            "COPY --chown=1000:1000 --chmod=644 src/{stage}/ ./src/"
+        );
+        let _ = writeln!(
+            text,
+            "RUN --mount=type=cache,target=/root/.cache,sharing=locked \\\n    make -C src all && \\\n    make -C src install"
+        );
+        if stage > 0 {
+            let _ = writeln!(
+                text,
+                "COPY --from=stage{} /opt/app{}/bin/ ./bin/",
+                stage - 1,
+                stage - 1
+            );
+        }
+        let _ = writeln!(text, "EXPOSE 80{:02}/tcp", stage % 100);
+        let _ = writeln!(
+            text,
+            "HEALTHCHECK --interval=30s --timeout=3s CMD [\"/bin/true\"]"
+        );
+        let _ = writeln!(text, "USER 1000:1000");
+        let _ = writeln!(text, "CMD [\"app\", \"--serve\"]");
+        lines += if stage > 0 { 15 } else { 14 };
+        stage += 1;
+    }
+    let _ = writeln!(text, "FROM scratch");
+    let _ = writeln!(text, "COPY --from=stage{} /opt /opt", stage - 1);
+    let _ = writeln!(text, "ENTRYPOINT [\"/opt/app/bin/app\"]");
+    text
+}
+
+fn main() {
+    let text = generate();
+    let source = Source::new("Dockerfile", text);
+    let options = PlanOptions {
+        build_args: BuildArgs::from_specs(["VERSION=2.0"], |_| None).expect("valid build args"),
+        ..PlanOptions::default()
+    };
+    let mut times: Vec<Duration> = Vec::with_capacity(RUNS);
+    let mut stages = 0;
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        let plan = match plan_source(&source, &options) {
+            Ok(plan) => plan,
+            Err(error) => {
+                eprintln!("error: {error}");
+                std::process::exit(1);
+            }
+        };
+        times.push(start.elapsed());
+        stages = plan.build_order.len();
+    }
+    times.sort();
+    let median = times[RUNS / 2];
+    println!(
+        "parse + plan of {} lines ({} stages to build): median {:.3} ms over {RUNS} runs (min {:.3} ms, max {:.3} ms)",
+        source.text.lines().count(),
+        stages,
+        median.as_secs_f64() * 1e3,
+        times[0].as_secs_f64() * 1e3,
+        times[RUNS - 1].as_secs_f64() * 1e3,
+    );
+}
