@@ -1,24 +1,42 @@
 //! distill's Dockerfile frontend, first stage of the pipeline: Dockerfile text → [`Dockerfile`]
 //! syntax tree with a [`Pos`] on every keyword, flag and argument.
 //!
-//! The parser reads parser directives, joins continuation lines, collects heredocs and splits
-//! each instruction the way BuildKit's `dockerfile:1` parser does. It never expands variables
-//! and never decides what a flag means: that is the instruction layer's work.
-//! Problems are reported as [`Diagnostic`]s naming file, line and column.
+//! [`parse`] reads parser directives, joins continuation lines, collects heredocs and splits
+//! each instruction the way BuildKit's `dockerfile:1` parser does; [`dump`] prints the tree in
+//! the format of BuildKit's `Node.Dump()` so the two can be compared byte for byte. The parser
+//! never expands variables, never decides what a flag means and never rejects an unknown
+//! instruction: that is the instruction layer's work. Problems are reported as
+//! [`Diagnostic`]s naming file, line and column.
+//!
+//! Inside: `lines` (physical lines, joined-line positions) → `directives` → `split` (keyword,
+//! flags, per-instruction argument splitting, with `json` for the exec form) → `heredoc`
+//! (here-document openers) → `parser` (the loop tying them together) → `dump`.
 
 mod diagnostic;
+mod directives;
+mod dump;
+mod golang;
+mod heredoc;
+mod json;
+mod lines;
+mod parser;
+mod split;
 pub mod syntax;
 
 pub use diagnostic::{Diagnostic, Source};
 pub use syntax::{Directives, Dockerfile, Heredoc, Node, Pos, Word};
 
-/// Parses a Dockerfile. (Being written: the parser helper replaces this.)
+/// Parses a Dockerfile as BuildKit's parser does.
+///
+/// Fails, like BuildKit, on a file with no instructions, a repeated or invalid parser
+/// directive, an unterminated heredoc, a JSON array holding something other than strings,
+/// an ENV/LABEL without a value or mixing `k=v` and bare words, and a line longer than 65535
+/// bytes. Empty continuation lines are accepted with a warning in [`Dockerfile::warnings`].
 pub fn parse(source: &Source) -> Result<Dockerfile, Diagnostic> {
-    Err(Diagnostic::file(source, "the parser is being written"))
+    parser::parse(source)
 }
 
 /// One line per top-level instruction, in the format of BuildKit's `Node.Dump()`.
 pub fn dump(dockerfile: &Dockerfile) -> String {
-    let _ = dockerfile;
-    String::new()
+    dump::dump(dockerfile)
 }
