@@ -3,7 +3,8 @@
 //! words split) and `strconv.Quote` (which writes the word into error messages).
 //!
 //! Rust's `char::is_alphabetic`/`is_numeric` answer different questions (Unicode properties
-//! `Alphabetic` and `N*`), so names are classified by General Category here, as Go does.
+//! `Alphabetic` and `N*`), so names are classified by General Category here, as Go does, from
+//! Unicode 15.0 tables like Go's.
 
 use std::fmt::Write;
 
