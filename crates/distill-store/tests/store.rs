@@ -353,7 +353,7 @@ fn prune_reclaims_crash_leftovers_and_keeps_what_images_use() {
         .unwrap();
     assert_eq!(
         report.deleted_images,
-        [dangling.record.target.digest.clone()]
+        std::slice::from_ref(&dangling.record.target.digest)
     );
     assert!(!store.has_blob(dangling.id()));
     assert!(store.image(&store.find("kept").unwrap()).is_ok());
