@@ -57,7 +57,7 @@ impl std::error::Error for PatternError {}
 #[derive(Debug)]
 pub enum Error {
     /// A pattern of the ignore file is malformed.
-    Pattern(PatternError),
+    Pattern(Box<PatternError>),
     /// The ignore file is not UTF-8; `line` is the first line holding a bad byte.
     NotUtf8 { path: PathBuf, line: u32 },
     /// A file system operation failed.
@@ -98,15 +98,15 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Pattern(err) => Some(err),
+            Error::Pattern(err) => Some(err.as_ref()),
             Error::NotUtf8 { .. } => None,
             Error::Io { source, .. } => Some(source),
         }
     }
 }
 
-impl From<PatternError> for Error {
-    fn from(err: PatternError) -> Error {
+impl From<Box<PatternError>> for Error {
+    fn from(err: Box<PatternError>) -> Error {
         Error::Pattern(err)
     }
 }

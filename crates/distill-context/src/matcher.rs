@@ -37,17 +37,19 @@ impl MatchInfo {
 impl Matcher {
     /// Compiles the patterns of an ignore file; a malformed one is reported with the file's
     /// name, its line and column.
-    pub fn from_ignore_file(file: &IgnoreFile) -> Result<Matcher, PatternError> {
+    pub fn from_ignore_file(file: &IgnoreFile) -> Result<Matcher, Box<PatternError>> {
         let mut patterns = Vec::with_capacity(file.lines().len());
         for line in file.lines() {
-            let pattern = Pattern::compile(&line.pattern).map_err(|err| PatternError {
-                file: file.name().to_string(),
-                line: line.line,
-                column: error_column(&line.text, line.column, &line.pattern, &err),
-                line_text: line.text.clone(),
-                pattern: line.pattern.clone(),
-                message: err.message,
-                hint: err.hint,
+            let pattern = Pattern::compile(&line.pattern).map_err(|err| {
+                Box::new(PatternError {
+                    file: file.name().to_string(),
+                    line: line.line,
+                    column: error_column(&line.text, line.column, &line.pattern, &err),
+                    line_text: line.text.clone(),
+                    pattern: line.pattern.clone(),
+                    message: err.message,
+                    hint: err.hint,
+                })
             })?;
             patterns.push(pattern);
         }
@@ -57,20 +59,24 @@ impl Matcher {
     /// Compiles patterns given one per item, as BuildKit's exclude patterns are passed
     /// (trimmed, cleaned, a leading `!` for exceptions, empty ones skipped). Errors name the
     /// source `patterns` and the item's 1-based position as its line.
-    pub fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Matcher, PatternError> {
+    pub fn new<'a>(
+        patterns: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Matcher, Box<PatternError>> {
         let mut compiled = Vec::new();
         for (index, raw) in patterns.into_iter().enumerate() {
             if raw.trim().is_empty() {
                 continue;
             }
-            let pattern = Pattern::compile(raw).map_err(|err| PatternError {
-                file: "patterns".to_string(),
-                line: u32::try_from(index + 1).unwrap_or(u32::MAX),
-                column: error_column(raw, 1, raw.trim(), &err),
-                line_text: raw.to_string(),
-                pattern: raw.trim().to_string(),
-                message: err.message,
-                hint: err.hint,
+            let pattern = Pattern::compile(raw).map_err(|err| {
+                Box::new(PatternError {
+                    file: "patterns".to_string(),
+                    line: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                    column: error_column(raw, 1, raw.trim(), &err),
+                    line_text: raw.to_string(),
+                    pattern: raw.trim().to_string(),
+                    message: err.message,
+                    hint: err.hint,
+                })
             })?;
             compiled.push(pattern);
         }
