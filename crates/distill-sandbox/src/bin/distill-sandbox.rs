@@ -1,0 +1,156 @@
+//! A small driver for the sandbox, for tests and for trying it by hand; distill itself wires
+//! the sandbox into `distill build` and `distill run`.
+//!
+//! ```text
+//! distill-sandbox probe SCRATCH_DIR
+//! distill-sandbox run (--rootfs DIR | [--lower DIR]... --upper DIR --work DIR)
+//!     [--network host|none] [--hostname NAME] [--user UID[:GID]] [--cwd DIR] [--env K=V]...
+//!     [--id-map detect|single] [--no-system-mounts] -- COMMAND [ARG]...
+//! ```
+//!
+//! `run` streams the command's output and exits with its exit code (128 + signal if killed);
+//! setup errors exit 125. Like any program embedding the sandbox, `main` first gives the
+//! process to the init when it is one.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use distill_sandbox::{IdMapping, NetworkMode, Rootfs, Sandbox, SandboxSpec, Stdio, SystemMounts};
+
+fn main() -> ExitCode {
+    distill_sandbox::init_if_requested();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("distill-sandbox: {message}");
+            ExitCode::from(125)
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<u8, String> {
+    match args.first().map(String::as_str) {
+        Some("probe") => probe(&args[1..]),
+        Some("run") => run(&args[1..]),
+        _ => Err(
+            "usage: distill-sandbox probe SCRATCH_DIR | run [OPTIONS] -- COMMAND [ARG]..."
+                .to_owned(),
+        ),
+    }
+}
+
+fn probe(args: &[String]) -> Result<u8, String> {
+    let [scratch] = args else {
+        return Err("usage: distill-sandbox probe SCRATCH_DIR".to_owned());
+    };
+    let sandbox = sandbox()?;
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!("kernel: {}", release.trim());
+    println!("id mapping: {}", sandbox.ids().describe());
+    match sandbox
+        .probe_overlay(&PathBuf::from(scratch))
+        .map_err(|error| error.to_string())?
+    {
+        None => println!("overlayfs: works ({})", sandbox.overlay_opaque_xattr()),
+        Some(reason) => println!("overlayfs: unavailable: {reason}"),
+    }
+    Ok(0)
+}
+
+fn sandbox() -> Result<Sandbox, String> {
+    Sandbox::new().map_err(|error| error.to_string())
+}
+
+fn run(args: &[String]) -> Result<u8, String> {
+    let mut rootfs_dir = None;
+    let mut lower = Vec::new();
+    let mut upper = None;
+    let mut work = None;
+    let mut network = NetworkMode::Host;
+    let mut hostname = None;
+    let mut ids = (0, 0);
+    let mut cwd = PathBuf::from("/");
+    let mut env = Vec::new();
+    let mut single = false;
+    let mut system_mounts = SystemMounts::default();
+    let mut rest = args.iter();
+    let mut command = Vec::new();
+    while let Some(arg) = rest.next() {
+        let mut value = || {
+            rest.next()
+                .cloned()
+                .ok_or_else(|| format!("{arg} needs a value"))
+        };
+        match arg.as_str() {
+            "--rootfs" => rootfs_dir = Some(PathBuf::from(value()?)),
+            "--lower" => lower.push(PathBuf::from(value()?)),
+            "--upper" => upper = Some(PathBuf::from(value()?)),
+            "--work" => work = Some(PathBuf::from(value()?)),
+            "--network" => {
+                network = match value()?.as_str() {
+                    "host" => NetworkMode::Host,
+                    "none" => NetworkMode::None,
+                    other => return Err(format!("--network must be host or none, not {other:?}")),
+                }
+            }
+            "--hostname" => hostname = Some(value()?),
+            "--user" => ids = parse_user(&value()?)?,
+            "--cwd" => cwd = PathBuf::from(value()?),
+            "--env" => env.push(value()?),
+            "--id-map" => {
+                single = match value()?.as_str() {
+                    "detect" => false,
+                    "single" => true,
+                    other => {
+                        return Err(format!("--id-map must be detect or single, not {other:?}"))
+                    }
+                }
+            }
+            "--no-system-mounts" => system_mounts = SystemMounts::none(),
+            "--" => {
+                command = rest.by_ref().cloned().collect();
+                break;
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    let rootfs = match (rootfs_dir, upper, work) {
+        (Some(dir), None, None) if lower.is_empty() => Rootfs::Directory(dir),
+        (None, Some(upper), Some(work)) => Rootfs::Overlay { lower, upper, work },
+        _ => return Err("give either --rootfs, or --upper and --work (with --lower)".to_owned()),
+    };
+    let mut spec = SandboxSpec::new(rootfs, command);
+    spec.network = network;
+    if let Some(hostname) = hostname {
+        spec.hostname = hostname;
+    }
+    (spec.uid, spec.gid) = ids;
+    spec.cwd = cwd;
+    spec.env = env;
+    spec.system_mounts = system_mounts;
+    let mut sandbox = sandbox()?;
+    if single {
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
+        sandbox = sandbox.id_mapping(IdMapping::Single { uid, gid });
+    }
+    let running = sandbox
+        .spawn(&spec, Stdio::Inherit)
+        .map_err(|error| error.to_string())?;
+    let status = running
+        .wait(&mut |_: distill_sandbox::Stream, _: &[u8]| {})
+        .map_err(|error| error.to_string())?;
+    Ok(u8::try_from(status.code()).unwrap_or(255))
+}
+
+fn parse_user(text: &str) -> Result<(u32, u32), String> {
+    let number = |part: &str| {
+        part.parse::<u32>()
+            .map_err(|_| format!("--user wants UID[:GID] numbers, got {text:?}"))
+    };
+    match text.split_once(':') {
+        Some((uid, gid)) => Ok((number(uid)?, number(gid)?)),
+        None => Ok((number(text)?, number(text)?)),
+    }
+}

@@ -1,0 +1,40 @@
+//! distill's sandbox: runs a `RUN` step (or `distill run`) in its own user, mount, pid, ipc
+//! and uts namespaces, on an overlayfs of the parent snapshot or, where overlayfs cannot be
+//! mounted, on a copy of it.
+//!
+//! A [`Sandbox`] starts a [`SandboxSpec`] by re-executing the program that contains it (the
+//! distill binary) as the sandbox init: `main` must call [`init_if_requested`] before doing
+//! anything else. The init builds the namespaces, mounts and ids, and reports back over a
+//! socket; the caller streams the command's output to an [`OutputSink`] (keep the end of it
+//! with [`LastLines`]) and gets an [`ExitStatus`]. A [`Killer`] stops a run from another
+//! thread. [`IdMapping`] says how the sandbox's ids relate to the host's (root, subordinate
+//! ranges through `newuidmap`, or the single-id mapping any user may use). A [`Snapshotter`]
+//! prepares a writable view on parent snapshots and commits its diff in overlayfs's upper
+//! directory format, by overlayfs or by copying.
+//!
+//! This crate never forks a threaded process (the init is a fresh `exec`), never follows a
+//! symlink from inside a root out of it, and never leaves a mount behind: every mount lives
+//! in the sandbox's mount namespace and vanishes with it.
+
+mod cleanup;
+mod error;
+mod idmap;
+mod init;
+mod mounts;
+mod net;
+mod proto;
+mod run;
+mod snapshot;
+mod spec;
+
+pub use cleanup::remove_tree;
+pub use error::{Error, Result};
+pub use idmap::{IdMapping, IdRange};
+pub use init::{init_if_requested, INIT_ENV};
+pub use proto::{MountStub, SavedTimes};
+pub use run::{ExitStatus, Killer, LastLines, OutputSink, RunningSandbox, Sandbox, Stdio, Stream};
+pub use snapshot::{Diff, Snapshotter, SnapshotterKind, View};
+pub use spec::{Mount, MountKind, NetworkMode, Rootfs, SandboxSpec, SystemMounts, DEFAULT_PATH};
+
+/// Re-exported so callers can name the signals [`Killer::forward`] takes.
+pub use rustix::process::Signal;

@@ -1,0 +1,4 @@
+pub struct Diff;
+pub struct Snapshotter;
+pub enum SnapshotterKind {}
+pub struct View;
