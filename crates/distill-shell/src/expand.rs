@@ -30,6 +30,8 @@ pub(crate) struct Expander<'a> {
     raw_escapes: bool,
     /// Whether anyone wants the split words; when not, the splitting work is skipped.
     split: bool,
+    /// Whether anyone wants the names looked up (`matched`, `unmatched`).
+    capture: bool,
     /// The word being accumulated for splitting. BuildKit keeps one such buffer per expansion and
     /// every nested `${...}` clears it, so a `${V<op>...}` drops the part of the split word
     /// written before it (`a${V:-b}` splits to `b`). Kept so that `process_words` agrees.
@@ -46,7 +48,13 @@ struct Words {
 }
 
 impl<'a> Expander<'a> {
-    pub(crate) fn new(lexer: &'a Lexer, src: &'a str, env: &'a dyn Env, split: bool) -> Self {
+    pub(crate) fn new(
+        lexer: &'a Lexer,
+        src: &'a str,
+        env: &'a dyn Env,
+        split: bool,
+        capture: bool,
+    ) -> Self {
         Expander {
             src,
             // Go's text/scanner skips a byte order mark opening its input.
@@ -55,6 +63,7 @@ impl<'a> Expander<'a> {
             env,
             raw_escapes: lexer.raw_escapes,
             split,
+            capture,
             pending: String::new(),
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
@@ -97,7 +106,7 @@ impl<'a> Expander<'a> {
     }
 
     fn stop_on_inner(&mut self, stop: Option<char>) -> Result<(String, Vec<String>), String> {
-        let mut result = String::new();
+        let mut result = String::with_capacity(self.src.len() - self.pos);
         let mut words = Words::default();
         self.pending.clear();
         let quotes = !self.lexer.skip_process_quotes;
@@ -364,20 +373,18 @@ impl<'a> Expander<'a> {
     }
 
     fn lookup(&mut self, name: &str) -> Option<String> {
-        match self.env.get(name) {
-            Some(value) => {
-                if !self.matched.contains(name) {
-                    self.matched.insert(name.to_string());
-                }
-                Some(value.to_string())
-            }
-            None => {
-                if !self.unmatched.contains(name) {
-                    self.unmatched.insert(name.to_string());
-                }
-                None
+        let value = self.env.get(name);
+        if self.capture {
+            let seen = if value.is_some() {
+                &mut self.matched
+            } else {
+                &mut self.unmatched
+            };
+            if !seen.contains(name) {
+                seen.insert(name.to_string());
             }
         }
+        value.map(str::to_string)
     }
 
     // Word splitting. Text from `$` expansions and unescaped characters splits on white space;

@@ -151,14 +151,16 @@ impl Lexer {
 
     /// Expands `word` as a single string (BuildKit's `ProcessWord`).
     pub fn process_word(&self, word: &str, env: &dyn Env) -> Result<String, ExpandError> {
-        self.run(word, env, false).map(|expansion| expansion.word)
+        self.run(word, env, false, false)
+            .map(|expansion| expansion.word)
     }
 
     /// Expands `word` and splits the result into words (BuildKit's `ProcessWords`): white space
     /// from the word itself or from a variable's value separates words, quoted or escaped white
     /// space does not, and empty words are dropped (`""` alone gives no word).
     pub fn process_words(&self, word: &str, env: &dyn Env) -> Result<Vec<String>, ExpandError> {
-        self.run(word, env, true).map(|expansion| expansion.words)
+        self.run(word, env, true, false)
+            .map(|expansion| expansion.words)
     }
 
     /// Expands `word` and reports which variables it read (BuildKit's
@@ -168,11 +170,20 @@ impl Lexer {
         word: &str,
         env: &dyn Env,
     ) -> Result<Expansion, ExpandError> {
-        self.run(word, env, true)
+        self.run(word, env, true, true)
     }
 
-    fn run(&self, word: &str, env: &dyn Env, split: bool) -> Result<Expansion, ExpandError> {
-        let outcome = expand::Expander::new(self, word, env, split)
+    fn run(
+        &self,
+        word: &str,
+        env: &dyn Env,
+        split: bool,
+        capture: bool,
+    ) -> Result<Expansion, ExpandError> {
+        if let Some(expansion) = self.plain(word, split) {
+            return Ok(expansion);
+        }
+        let outcome = expand::Expander::new(self, word, env, split, capture)
             .run()
             .map_err(|reason| ExpandError {
                 word: word.to_string(),
@@ -183,6 +194,28 @@ impl Lexer {
             words: outcome.words,
             matched: outcome.matched,
             unmatched: outcome.unmatched,
+        })
+    }
+
+    /// The expansion of a word with nothing to expand, quote or escape (most words), which is
+    /// the word itself, split at white space; `None` when the word needs the full scanner.
+    fn plain(&self, word: &str, split: bool) -> Option<Expansion> {
+        let special = |ch: char| matches!(ch, '$' | '\'' | '"' | '\u{feff}') || ch == self.escape;
+        if word.contains(special) {
+            return None;
+        }
+        let words = if split {
+            word.split(char::is_whitespace)
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Some(Expansion {
+            word: word.to_string(),
+            words,
+            ..Expansion::default()
         })
     }
 }
