@@ -157,7 +157,17 @@ impl<R: Read> LayerReader<R> {
 
 impl<R: Read> Read for LayerReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let read = self.decoder.read(buf)?;
+        let read = self.decoder.read(buf).map_err(|err| {
+            let format = match self.compression {
+                Detected::None => return err,
+                Detected::Gzip => "gzip",
+                Detected::Zstd => "zstd",
+            };
+            io::Error::new(
+                err.kind(),
+                format!("the {format} stream is truncated or corrupt: {err}"),
+            )
+        })?;
         sha2::Digest::update(&mut self.uncompressed, &buf[..read]);
         self.uncompressed_size += read as u64;
         Ok(read)
