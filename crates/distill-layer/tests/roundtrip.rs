@@ -5,89 +5,9 @@ mod common;
 
 use std::fs;
 use std::num::NonZeroUsize;
-use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::Path;
 
-use common::{is_root, set_mtime, set_xattr, snapshot, Scratch};
+use common::{build_tree, is_root, set_mtime, snapshot, Scratch};
 use distill_layer::{extract, write_layer, Compression, ExtractOptions, TreeOptions, Xattrs};
-
-/// A tree with every kind of entry we carry. Devices and foreign owners need root.
-fn build_tree(root: &Path) {
-    fs::create_dir_all(root.join("etc/ssl")).unwrap();
-    fs::create_dir_all(root.join("usr/bin")).unwrap();
-    fs::create_dir_all(root.join("empty")).unwrap();
-    fs::write(root.join("etc/hostname"), b"distill\n").unwrap();
-    fs::write(root.join("etc/ssl/cert.pem"), vec![b'c'; 70_000]).unwrap();
-    fs::write(root.join("usr/bin/ping"), b"\x7fELF fake").unwrap();
-    fs::set_permissions(
-        root.join("usr/bin/ping"),
-        fs::Permissions::from_mode(0o4755),
-    )
-    .unwrap();
-    fs::set_permissions(root.join("usr/bin"), fs::Permissions::from_mode(0o2775)).unwrap();
-    fs::write(
-        root.join("usr/bin/a-b"),
-        b"sorts between usr/bin and usr/bin/ping",
-    )
-    .unwrap();
-    fs::hard_link(root.join("usr/bin/ping"), root.join("usr/bin/ping6")).unwrap();
-    symlink("../usr/bin/ping", root.join("etc/ping-link")).unwrap();
-    symlink("/absolute/elsewhere", root.join("etc/dangling")).unwrap();
-    let long_dir = root.join("d".repeat(90));
-    fs::create_dir_all(&long_dir).unwrap();
-    fs::write(long_dir.join("f".repeat(60)), b"long path").unwrap();
-    fs::write(root.join("caf\u{e9}.txt"), b"non-ascii name").unwrap();
-    fs::write(root.join("empty-file"), b"").unwrap();
-    set_xattr(
-        &root.join("etc/hostname"),
-        "user.distill.note",
-        b"kept\0binary",
-    );
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &root.join("fifo"),
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o640),
-        0,
-    )
-    .unwrap();
-    if is_root() {
-        // 0.4 is setcap's `cap_net_raw=ep` in the v2 on-disk format.
-        let mut capability = vec![0u8; 20];
-        capability[0..4].copy_from_slice(&0x0200_0001u32.to_le_bytes());
-        capability[4..8].copy_from_slice(&(1u32 << 13).to_le_bytes());
-        set_xattr(
-            &root.join("usr/bin/ping"),
-            "security.capability",
-            &capability,
-        );
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &root.join("null"),
-            rustix::fs::FileType::CharacterDevice,
-            rustix::fs::Mode::from_raw_mode(0o666),
-            rustix::fs::makedev(1, 3),
-        )
-        .unwrap();
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &root.join("loop9"),
-            rustix::fs::FileType::BlockDevice,
-            rustix::fs::Mode::from_raw_mode(0o660),
-            rustix::fs::makedev(7, 9),
-        )
-        .unwrap();
-        std::os::unix::fs::lchown(root.join("etc/ssl"), Some(1234), Some(5678)).unwrap();
-        std::os::unix::fs::lchown(root.join("etc/dangling"), Some(42), Some(43)).unwrap();
-        std::os::unix::fs::lchown(root.join("etc/hostname"), Some(3_000_000), Some(7)).unwrap();
-    }
-    // Fixed mtimes everywhere (directories last, since writing into them changes theirs).
-    let mut paths = common::listing(root);
-    paths.sort_by_key(|path| std::cmp::Reverse(path.components().count()));
-    for (index, path) in paths.iter().enumerate() {
-        set_mtime(path, 1_600_000_000 + index as i64);
-    }
-}
 
 fn round_trip(compression: Compression) {
     let scratch = Scratch::new("roundtrip");
