@@ -22,6 +22,8 @@ mod lines;
 mod parser;
 mod split;
 pub mod syntax;
+#[cfg(test)]
+mod tests;
 
 pub use diagnostic::{Diagnostic, Source};
 pub use syntax::{Directives, Dockerfile, Heredoc, Node, Pos, Word};

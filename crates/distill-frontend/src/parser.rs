@@ -10,7 +10,6 @@
 
 use crate::diagnostic::{Diagnostic, Source};
 use crate::directives::{self, DirectiveScanner};
-use crate::golang;
 use crate::heredoc;
 use crate::lines::{char_width, trim_newline, LogicalLine, PhysicalLines};
 use crate::split::{self, Piece, Split};
@@ -176,7 +175,7 @@ fn to_node(split: Split, logical: &LogicalLine, start_line: u32, end_line: u32) 
         value: piece.value,
     };
     Node {
-        keyword: golang::to_lower(&split.keyword),
+        keyword: split.keyword,
         pos: logical.pos(split.keyword_offset),
         flags: split.flags.into_iter().map(word).collect(),
         args: split.args.into_iter().map(word).collect(),

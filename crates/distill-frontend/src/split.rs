@@ -30,7 +30,7 @@ pub(crate) struct Piece {
 /// An instruction split as BuildKit's `newNodeFromLine` splits it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Split {
-    /// The keyword as written.
+    /// The keyword, lowercased as Go's `strings.ToLower` does.
     pub(crate) keyword: String,
     pub(crate) keyword_offset: usize,
     pub(crate) flags: Vec<Piece>,
@@ -88,7 +88,7 @@ pub(crate) fn split_line(line: &str, base: usize, escape: char) -> Result<Split,
         args_base = after_base + rest_start + offset_of(rest, args_text);
     }
     let mut split = Split {
-        keyword: keyword.to_string(),
+        keyword: golang::to_lower(keyword),
         keyword_offset: trimmed_base,
         flags,
         args: Vec::new(),
@@ -100,7 +100,7 @@ pub(crate) fn split_line(line: &str, base: usize, escape: char) -> Result<Split,
         s: args_text,
         base: args_base,
     };
-    match golang::to_lower(keyword).as_str() {
+    match split.keyword.as_str() {
         "add" | "copy" | "volume" => (split.args, split.json) = maybe_json_to_list(rest)?,
         "cmd" | "entrypoint" | "run" | "shell" => (split.args, split.json) = maybe_json(rest)?,
         "env" => split.args = name_val(rest, "ENV", escape)?,
