@@ -202,7 +202,10 @@ fn mount_root(spec: &SandboxSpec, ids: &IdMapping) -> SetupResult<OwnedFd> {
         let magic = rustix::fs::fstatfs(&root)
             .map_err(|errno| failed(format!("statfs {}", target.display()), errno))?
             .f_type;
-        if i64::from(magic) != OVERLAYFS_SUPER_MAGIC {
+        // `f_type`'s width differs between architectures.
+        #[allow(clippy::useless_conversion)]
+        let magic = i64::from(magic);
+        if magic != OVERLAYFS_SUPER_MAGIC {
             return Err(format!(
                 "{} is not the overlay just mounted (filesystem magic {magic:#x})",
                 target.display()

@@ -21,7 +21,10 @@ const MAX_FRAME: usize = 16 << 20;
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request {
     /// Run a command.
-    Run { spec: SandboxSpec, ids: IdMapping },
+    Run {
+        spec: Box<SandboxSpec>,
+        ids: IdMapping,
+    },
     /// Mount an overlay of `lower` on `upper` the way a run would, create a file and delete
     /// `lower`'s `probe` file, then exit (finds out whether overlayfs works here).
     ProbeOverlay {

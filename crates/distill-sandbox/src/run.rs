@@ -207,7 +207,7 @@ impl Sandbox {
     pub fn spawn(&self, spec: &SandboxSpec, stdio: Stdio) -> Result<RunningSandbox> {
         self.check(spec)?;
         let request = Request::Run {
-            spec: spec.clone(),
+            spec: Box::new(spec.clone()),
             ids: self.ids.clone(),
         };
         let mut running = self.start(stdio, &request)?;

@@ -1,0 +1,664 @@
+//! End-to-end tests: real namespaces, real overlayfs, a busybox root.
+//!
+//! They need root (to create users, and for the root-mode runs) and a static busybox
+//! (Debian's `busybox-static`), so they run only with `DISTILL_E2E=1`, where a missing
+//! requirement fails the test; otherwise each prints "skipped" and passes. The rootless
+//! tests run the `distill-sandbox` driver as an ordinary user through `setpriv`.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use distill_sandbox::{
+    Error, ExitStatus, IdMapping, LastLines, Mount, NetworkMode, OutputSink, Rootfs, Sandbox,
+    SandboxSpec, Signal, Snapshotter, SnapshotterKind, Stdio, Stream,
+};
+
+const DRIVER: &str = env!("CARGO_BIN_EXE_distill-sandbox");
+
+const APPLETS: &[&str] = &[
+    "sh", "echo", "id", "hostname", "ls", "cat", "touch", "rm", "mkdir", "sleep", "pwd", "chown",
+    "stat", "kill", "mount", "true", "false", "test", "wc", "head",
+];
+
+/// Whether end-to-end tests are enabled; prints "skipped" when not.
+fn e2e(test: &str) -> bool {
+    if std::env::var_os("DISTILL_E2E").is_some_and(|value| value == "1") {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "DISTILL_E2E=1 but not running as root: the sandbox end-to-end tests need root"
+        );
+        true
+    } else {
+        eprintln!(
+            "{test}: skipped (set DISTILL_E2E=1 to run, as root, with busybox-static installed)"
+        );
+        false
+    }
+}
+
+/// Whether an ELF file is statically linked (has no PT_INTERP program header).
+fn is_static_elf(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 {
+        return false;
+    }
+    let read_u64 = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let read_u16 = |at: usize| u16::from_le_bytes(bytes[at..at + 2].try_into().expect("2 bytes"));
+    let (offset, size, count) = (
+        read_u64(0x20) as usize,
+        read_u16(0x36) as usize,
+        read_u16(0x38) as usize,
+    );
+    (0..count).all(|index| {
+        let at = offset + index * size;
+        bytes
+            .get(at..at + 4)
+            .is_some_and(|kind| kind != 3u32.to_le_bytes())
+    })
+}
+
+fn busybox() -> PathBuf {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| is_static_elf(path))
+        .expect("a static busybox at /bin/busybox: apt-get install -y busybox-static")
+}
+
+/// A scratch area readable by every user (the rootless tests run as another user).
+fn scratch() -> tempfile::TempDir {
+    let temp = tempfile::Builder::new()
+        .prefix("distill-sandbox-test")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    temp
+}
+
+/// A busybox root at `dir`: /bin with applets, /etc/passwd and /etc/group, /tmp.
+fn make_rootfs(dir: &Path) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir bin");
+    std::fs::copy(busybox(), bin.join("busybox")).expect("copy busybox");
+    for applet in APPLETS {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink applet");
+    }
+    std::fs::create_dir_all(dir.join("etc")).expect("mkdir etc");
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+    std::fs::write(dir.join("etc/group"), "root:x:0:\n").expect("group");
+    std::fs::create_dir_all(dir.join("tmp")).expect("mkdir tmp");
+    std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+        .expect("chmod tmp");
+}
+
+/// lower/ (a busybox root), upper/, work/ in a fresh scratch area.
+struct Layout {
+    temp: tempfile::TempDir,
+}
+
+impl Layout {
+    fn new() -> Layout {
+        let temp = scratch();
+        make_rootfs(&temp.path().join("lower"));
+        for dir in ["upper", "work"] {
+            std::fs::create_dir(temp.path().join(dir)).expect("mkdir");
+        }
+        Layout { temp }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.temp.path().join(rel)
+    }
+
+    fn rootfs(&self) -> Rootfs {
+        Rootfs::Overlay {
+            lower: vec![self.path("lower")],
+            upper: self.path("upper"),
+            work: self.path("work"),
+        }
+    }
+
+    fn spec(&self, script: &str) -> SandboxSpec {
+        let mut spec =
+            SandboxSpec::new(self.rootfs(), vec!["sh".into(), "-c".into(), script.into()]);
+        spec.env = vec!["PATH=/bin".into()];
+        spec
+    }
+}
+
+fn sandbox() -> Sandbox {
+    Sandbox::with_init_program(DRIVER).id_mapping(IdMapping::Host)
+}
+
+#[derive(Default)]
+struct Captured {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl OutputSink for Captured {
+    fn output(&mut self, stream: Stream, bytes: &[u8]) {
+        match stream {
+            Stream::Stdout => self.stdout.extend_from_slice(bytes),
+            Stream::Stderr => self.stderr.extend_from_slice(bytes),
+        }
+    }
+}
+
+fn run(spec: &SandboxSpec) -> (ExitStatus, String, String) {
+    let mut captured = Captured::default();
+    let status = sandbox().run(spec, &mut captured).expect("sandbox run");
+    (
+        status,
+        String::from_utf8_lossy(&captured.stdout).into_owned(),
+        String::from_utf8_lossy(&captured.stderr).into_owned(),
+    )
+}
+
+fn file_type(path: &Path) -> Option<(bool, u64)> {
+    let metadata = std::fs::symlink_metadata(path).ok()?;
+    let is_char = metadata.mode() & libc::S_IFMT == libc::S_IFCHR;
+    Some((is_char, metadata.rdev()))
+}
+
+#[test]
+fn echo_output_is_captured() {
+    if !e2e("echo_output_is_captured") {
+        return;
+    }
+    let layout = Layout::new();
+    let (status, stdout, stderr) = run(&layout.spec("echo hi; echo oops >&2"));
+    assert_eq!(status, ExitStatus::Exited(0));
+    assert_eq!(stdout, "hi\n");
+    assert_eq!(stderr, "oops\n");
+}
+
+#[test]
+fn exit_codes_and_signals_propagate() {
+    if !e2e("exit_codes_and_signals_propagate") {
+        return;
+    }
+    let layout = Layout::new();
+    assert_eq!(run(&layout.spec("exit 7")).0, ExitStatus::Exited(7));
+    assert_eq!(run(&layout.spec("kill -9 $$")).0, ExitStatus::Signaled(9));
+    let mut tail = LastLines::new(2);
+    let status = sandbox()
+        .run(
+            &layout.spec("echo one; echo two; echo three >&2; exit 1"),
+            &mut tail,
+        )
+        .expect("run");
+    assert_eq!(status.code(), 1);
+    assert_eq!(tail.lines(), ["two", "three"]);
+}
+
+#[test]
+fn env_cwd_and_ids_are_applied() {
+    if !e2e("env_cwd_and_ids_are_applied") {
+        return;
+    }
+    let layout = Layout::new();
+    let mut spec = layout.spec("echo $GREETING; pwd; id -u; id -g; id -G; echo $HOME");
+    spec.env.push("GREETING=hello world".into());
+    spec.cwd = PathBuf::from("/srv/app");
+    spec.uid = 1000;
+    spec.gid = 1001;
+    spec.additional_gids = vec![1001, 27];
+    let (status, stdout, stderr) = run(&spec);
+    assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
+    assert_eq!(stdout, "hello world\n/srv/app\n1000\n1001\n1001 27\n\n");
+    // The working directory was created, owned by root, in the diff.
+    assert!(layout.path("upper/srv/app").is_dir());
+    assert!(!layout.path("lower/srv").exists());
+}
+
+#[test]
+fn writes_land_in_upper_and_deletions_are_whiteouts() {
+    if !e2e("writes_land_in_upper_and_deletions_are_whiteouts") {
+        return;
+    }
+    let layout = Layout::new();
+    let (status, _, stderr) =
+        run(&layout.spec("echo data > /new-file && mkdir -p /opt/x && rm /etc/passwd"));
+    assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
+    assert_eq!(
+        std::fs::read_to_string(layout.path("upper/new-file")).expect("upper file"),
+        "data\n"
+    );
+    assert!(layout.path("upper/opt/x").is_dir());
+    assert!(!layout.path("lower/new-file").exists());
+    assert_eq!(
+        file_type(&layout.path("upper/etc/passwd")),
+        Some((true, 0)),
+        "whiteout char 0/0"
+    );
+    assert!(layout.path("lower/etc/passwd").is_file());
+    // The mount points the init created (/proc, /dev, /sys, /etc/resolv.conf, /etc/hosts)
+    // are gone from the diff.
+    for stub in ["proc", "dev", "sys", "etc/resolv.conf", "etc/hosts"] {
+        assert!(
+            !layout.path("upper").join(stub).exists(),
+            "stub {stub} left in upper"
+        );
+    }
+}
+
+#[test]
+fn hostname_network_and_system_mounts() {
+    if !e2e("hostname_network_and_system_mounts") {
+        return;
+    }
+    let layout = Layout::new();
+    let mut spec = layout.spec(
+        "hostname; ls /sys/class/net; ls /dev; echo x > /dev/null; head -c 4 /dev/zero | wc -c; \
+         cat /proc/1/status | head -1; touch /sys/x 2>/dev/null || echo sys-ro; test -s /etc/resolv.conf && echo resolv",
+    );
+    spec.hostname = "distill-test".into();
+    spec.network = NetworkMode::None;
+    let (status, stdout, stderr) = run(&spec);
+    assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "distill-test");
+    assert_eq!(lines[1], "lo", "only the loopback interface: {stdout}");
+    for device in [
+        "full", "null", "ptmx", "pts", "random", "shm", "tty", "urandom", "zero",
+    ] {
+        assert!(lines.contains(&device), "/dev/{device} missing: {stdout}");
+    }
+    assert!(lines.contains(&"4"));
+    assert!(
+        lines.iter().any(|line| line.starts_with("Name:")),
+        "{stdout}"
+    );
+    assert!(lines.contains(&"sys-ro"));
+    assert!(lines.contains(&"resolv"));
+}
+
+#[test]
+fn extra_mounts_bind_and_tmpfs() {
+    if !e2e("extra_mounts_bind_and_tmpfs") {
+        return;
+    }
+    let layout = Layout::new();
+    let shared = layout.path("shared");
+    let cache = layout.path("cache");
+    std::fs::create_dir(&shared).expect("mkdir");
+    std::fs::create_dir(&cache).expect("mkdir");
+    std::fs::write(shared.join("input"), "from host\n").expect("write");
+    let mut spec = layout.spec(
+        "cat /in/input; touch /in/x 2>/dev/null || echo ro; echo kept > /cache/out; echo gone > /scratch/t; ls /scratch",
+    );
+    spec.mounts = vec![
+        Mount::bind(&shared, "/in", true),
+        Mount::bind(&cache, "/cache", false),
+        Mount::tmpfs("/scratch"),
+    ];
+    let (status, stdout, stderr) = run(&spec);
+    assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
+    assert_eq!(stdout, "from host\nro\nt\n");
+    assert_eq!(
+        std::fs::read_to_string(cache.join("out")).expect("cache"),
+        "kept\n"
+    );
+    for stub in ["in", "cache", "scratch"] {
+        assert!(
+            !layout.path("upper").join(stub).exists(),
+            "stub {stub} left in upper"
+        );
+    }
+}
+
+#[test]
+fn missing_command_is_an_exec_error() {
+    if !e2e("missing_command_is_an_exec_error") {
+        return;
+    }
+    let layout = Layout::new();
+    let mut spec = layout.spec("");
+    spec.args = vec!["no-such-program".into()];
+    let error = sandbox()
+        .run(&spec, &mut Captured::default())
+        .expect_err("must fail");
+    assert!(matches!(error, Error::Exec(_)), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("executable file not found in $PATH"),
+        "{error}"
+    );
+}
+
+#[test]
+fn cancel_kills_everything_and_reports_it() {
+    if !e2e("cancel_kills_everything_and_reports_it") {
+        return;
+    }
+    let layout = Layout::new();
+    let spec = layout.spec("sleep 1000 & sleep 1000; echo not reached");
+    let running = sandbox().spawn(&spec, Stdio::Capture).expect("spawn");
+    let killer = running.killer();
+    let started = Instant::now();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        killer.cancel();
+    });
+    let outcome = running.wait(&mut Captured::default());
+    canceller.join().expect("thread");
+    assert!(matches!(outcome, Err(Error::Cancelled)), "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        !layout.path("upper/proc").exists(),
+        "stubs removed after a cancel too"
+    );
+}
+
+#[test]
+fn forwarded_signal_reaches_the_command() {
+    if !e2e("forwarded_signal_reaches_the_command") {
+        return;
+    }
+    let layout = Layout::new();
+    let spec = layout.spec("trap 'echo got TERM; exit 3' TERM; echo ready; sleep 1000 & wait");
+    let running = sandbox().spawn(&spec, Stdio::Capture).expect("spawn");
+    let killer = running.killer();
+    let mut captured = Captured::default();
+    let forwarder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        killer.forward(Signal::TERM);
+    });
+    let status = running.wait(&mut captured).expect("wait");
+    forwarder.join().expect("thread");
+    assert_eq!(status, ExitStatus::Exited(3));
+    assert_eq!(
+        String::from_utf8_lossy(&captured.stdout),
+        "ready\ngot TERM\n"
+    );
+}
+
+#[test]
+fn snapshotters_give_the_same_diff() {
+    if !e2e("snapshotters_give_the_same_diff") {
+        return;
+    }
+    let layout = Layout::new();
+    let sandbox = sandbox();
+    let mut diffs = Vec::new();
+    for kind in [SnapshotterKind::Overlay, SnapshotterKind::Copy] {
+        let snapshotter = Snapshotter::new(&sandbox, kind);
+        let view = snapshotter
+            .prepare(&[layout.path("lower")], &layout.path(&format!("{kind:?}")))
+            .expect("prepare");
+        let mut spec = SandboxSpec::new(
+            view.rootfs(),
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "rm /etc/passwd; echo x > /etc/new; mkdir /data".into(),
+            ],
+        );
+        spec.env = vec!["PATH=/bin".into()];
+        let status = sandbox.run(&spec, &mut Captured::default()).expect("run");
+        assert_eq!(status, ExitStatus::Exited(0), "{kind:?}");
+        let diff = view.commit().expect("commit");
+        let mut entries: Vec<String> = walk(&diff.path);
+        entries.sort();
+        diffs.push(entries);
+        assert!(!layout.path(&format!("{kind:?}/rootfs")).exists());
+        assert!(!layout.path(&format!("{kind:?}/work")).exists());
+    }
+    assert_eq!(
+        diffs[0],
+        ["data/", "etc/", "etc/new", "etc/passwd (whiteout)"]
+    );
+    assert_eq!(diffs[0], diffs[1]);
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        let rel = path
+            .strip_prefix(dir)
+            .expect("prefix")
+            .display()
+            .to_string();
+        let metadata = std::fs::symlink_metadata(&path).expect("lstat");
+        if metadata.is_dir() {
+            found.push(format!("{rel}/"));
+            found.extend(
+                walk(&path)
+                    .into_iter()
+                    .map(|child| format!("{rel}/{child}")),
+            );
+        } else if file_type(&path) == Some((true, 0)) {
+            found.push(format!("{rel} (whiteout)"));
+        } else {
+            found.push(rel);
+        }
+    }
+    found
+}
+
+/// Creates (once) a system-less ordinary user for the rootless tests; returns its uid.
+fn ordinary_user(name: &str) -> u32 {
+    let exists = Command::new("id").arg("-u").arg(name).output().expect("id");
+    if !exists.status.success() {
+        let created = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])
+            .status()
+            .expect("useradd (package passwd)");
+        assert!(created.success(), "useradd {name} failed");
+    }
+    let output = Command::new("id").arg("-u").arg(name).output().expect("id");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("uid")
+}
+
+/// Runs the driver as `uid` (its primary group too) with `args`.
+fn run_as(uid: u32, args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg("--reset-env")
+        .arg(DRIVER)
+        .args(args)
+        .output()
+        .expect("setpriv (util-linux)")
+}
+
+fn chown_tree(path: &Path, uid: u32) {
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{uid}"))
+        .arg(path)
+        .status()
+        .expect("chown");
+    assert!(status.success());
+}
+
+#[test]
+fn rootless_single_id_mapping() {
+    if !e2e("rootless_single_id_mapping") {
+        return;
+    }
+    let uid = ordinary_user("distill-rootless");
+    let layout = Layout::new();
+    // A rootless store holds files its user extracted: owned by that user.
+    chown_tree(layout.temp.path(), uid);
+    let (lower, upper, work) = (
+        layout.path("lower"),
+        layout.path("upper"),
+        layout.path("work"),
+    );
+    let output = run_as(
+        uid,
+        &[
+            "run",
+            "--id-map",
+            "single",
+            "--network",
+            "none",
+            "--lower",
+            lower.to_str().expect("utf-8"),
+            "--upper",
+            upper.to_str().expect("utf-8"),
+            "--work",
+            work.to_str().expect("utf-8"),
+            "--env",
+            "PATH=/bin",
+            "--",
+            "sh",
+            "-c",
+            "id -u; echo x > /made; rm /etc/passwd; ls /sys/class/net",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "rootless run failed: {stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "0\nlo\n");
+    let made = std::fs::symlink_metadata(upper.join("made")).expect("upper file");
+    assert_eq!(made.uid(), uid, "root in the sandbox is the user outside");
+    assert_eq!(file_type(&upper.join("etc/passwd")), Some((true, 0)));
+    // Only root exists inside: asking for another uid is refused up front.
+    let refused = run_as(
+        uid,
+        &[
+            "run",
+            "--id-map",
+            "single",
+            "--user",
+            "1000",
+            "--lower",
+            lower.to_str().expect("utf-8"),
+            "--upper",
+            upper.to_str().expect("utf-8"),
+            "--work",
+            work.to_str().expect("utf-8"),
+            "--",
+            "/bin/true",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("uid 1000 does not exist in the sandbox")
+    );
+}
+
+#[test]
+fn rootless_subordinate_ids() {
+    if !e2e("rootless_subordinate_ids") {
+        return;
+    }
+    assert!(
+        Path::new("/usr/bin/newuidmap").exists(),
+        "newuidmap missing: apt-get install -y uidmap"
+    );
+    let name = "distill-subids";
+    let uid = ordinary_user(name);
+    let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
+    let start: u32 = match subuid
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+    {
+        Some(range) => range
+            .split(':')
+            .next()
+            .and_then(|start| start.parse().ok())
+            .expect("subuid start"),
+        None => {
+            // useradd gives ranges only when /etc/subuid existed; add one ourselves.
+            let start = 300_000 + (uid % 1000) * 65_536;
+            for file in ["/etc/subuid", "/etc/subgid"] {
+                let mut text = std::fs::read_to_string(file).unwrap_or_default();
+                text.push_str(&format!("{name}:{start}:65536\n"));
+                std::fs::write(file, text).expect("write subordinate ranges");
+            }
+            start
+        }
+    };
+    let layout = Layout::new();
+    chown_tree(layout.temp.path(), uid);
+    let (lower, upper, work) = (
+        layout.path("lower"),
+        layout.path("upper"),
+        layout.path("work"),
+    );
+    let output = run_as(
+        uid,
+        &[
+            "run",
+            "--lower",
+            lower.to_str().expect("utf-8"),
+            "--upper",
+            upper.to_str().expect("utf-8"),
+            "--work",
+            work.to_str().expect("utf-8"),
+            "--env",
+            "PATH=/bin",
+            "--",
+            "sh",
+            "-c",
+            "id -u; touch /owned; chown 5:5 /owned",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "subordinate run failed: {stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "0\n");
+    let owned = std::fs::symlink_metadata(upper.join("owned")).expect("upper file");
+    assert_eq!(
+        (owned.uid(), owned.gid()),
+        (start + 4, start + 4),
+        "id 5 inside is subordinate id start+4"
+    );
+    let as_user = run_as(
+        uid,
+        &[
+            "run",
+            "--user",
+            "1000:1000",
+            "--lower",
+            lower.to_str().expect("utf-8"),
+            "--upper",
+            upper.to_str().expect("utf-8"),
+            "--work",
+            work.to_str().expect("utf-8"),
+            "--env",
+            "PATH=/bin",
+            "--",
+            "id",
+            "-u",
+        ],
+    );
+    assert!(
+        as_user.status.success(),
+        "{}",
+        String::from_utf8_lossy(&as_user.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&as_user.stdout), "1000\n");
+}
+
+#[test]
+fn probe_reports_overlay_support() {
+    if !e2e("probe_reports_overlay_support") {
+        return;
+    }
+    let temp = scratch();
+    let sandbox = sandbox();
+    let (snapshotter, refusal) =
+        Snapshotter::detect(&sandbox, &temp.path().join("probe")).expect("probe");
+    eprintln!("overlay as root: {:?} {refusal:?}", snapshotter.kind());
+    assert_eq!(
+        snapshotter.kind() == SnapshotterKind::Overlay,
+        refusal.is_none()
+    );
+    assert!(
+        !temp.path().join("probe").exists(),
+        "probe directory removed"
+    );
+}
