@@ -81,6 +81,11 @@ impl StagedArchive {
         for (index, entry) in archive.entries().map_err(read_error)?.enumerate() {
             let mut entry = entry.map_err(read_error)?;
             let raw_name = entry.path_bytes().into_owned();
+            let kind = entry.header().entry_type();
+            // `./`, the archive's root, is a directory entry some tars write first.
+            if kind == tar::EntryType::Directory && is_root(&raw_name) {
+                continue;
+            }
             let name = normalize_name(&raw_name).map_err(|why| {
                 ArchiveError::invalid(format!(
                     "{what}: entry {:?} {why}",
@@ -283,6 +288,11 @@ impl DiffHasher {
             }
         }
     }
+}
+
+/// Whether an entry name is the root itself (`.`, `./`).
+fn is_root(name: &[u8]) -> bool {
+    name.split(|b| *b == b'/').all(|part| part.is_empty() || part == b".")
 }
 
 /// An entry name as a clean relative path: no leading `/`, no `.` or empty components, no `..`.

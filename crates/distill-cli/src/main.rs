@@ -32,6 +32,15 @@ enum Command {
     /// Show the build plan of a Dockerfile: the stages a build would run, in order
     Plan(cmd::plan::PlanArgs),
 
+    /// Save images to a docker or OCI archive (like `docker save`)
+    Save(cmd::archive::SaveArgs),
+
+    /// Load images from a docker or OCI archive (like `docker load`)
+    Load(cmd::archive::LoadArgs),
+
+    /// Make a one-layer image of a root filesystem tarball (like `docker import`)
+    Import(cmd::archive::ImportArgs),
+
     /// Tooling hooks for comparing distill with other implementations
     #[command(hide = true, subcommand)]
     Debug(cmd::debug::DebugCommand),
@@ -42,6 +51,9 @@ fn main() -> ExitCode {
     let global = Global::new(cli.root, cli.debug);
     let result = match cli.command {
         Command::Plan(args) => cmd::plan::run(args, &global),
+        Command::Save(args) => cmd::archive::save(args, &global),
+        Command::Load(args) => cmd::archive::load(args, &global),
+        Command::Import(args) => cmd::archive::import(args, &global),
         Command::Debug(command) => cmd::debug::run(command, &global),
     };
     match result {

@@ -1,4 +1,5 @@
 //! One module per command (or group of commands).
 
+pub mod archive;
 pub mod debug;
 pub mod plan;
