@@ -33,6 +33,9 @@ use crate::spec::{NetworkMode, SandboxSpec};
 /// the inherited socket to the caller.
 pub const INIT_ENV: &str = "_DISTILL_SANDBOX_INIT";
 
+/// `si_code` of a signal the kernel generated (a terminal's Ctrl-C, SIGWINCH).
+const SI_KERNEL: i32 = 0x80;
+
 /// Exit code of an init whose setup failed (as runc and Docker use).
 const SETUP_FAILED: i32 = 125;
 
@@ -334,7 +337,11 @@ fn supervise(socket: BorrowedFd<'_>, child: Pid, signals: &SigSet, outer: bool) 
             continue;
         };
         if signal != Signal::SIGCHLD {
-            let _ = nix::sys::signal::kill(child, signal);
+            // Signals from the terminal (Ctrl-C, window size) reach the whole foreground
+            // process group, the command included: only forward those a process sent.
+            if info.ssi_code != SI_KERNEL {
+                let _ = nix::sys::signal::kill(child, signal);
+            }
             continue;
         }
         // Reap everything that has ended; in pid 1 that includes re-parented orphans.

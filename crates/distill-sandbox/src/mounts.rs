@@ -258,6 +258,26 @@ fn relative_inside(path: &Path) -> Option<PathBuf> {
     Some(clean)
 }
 
+/// Where symlink target `link`, found in directory `base` (root-relative), points inside
+/// the root: `..` never climbs above the root, as with `RESOLVE_IN_ROOT`.
+fn clamp_inside(base: &Path, link: &Path) -> PathBuf {
+    let mut clean = if link.is_absolute() {
+        PathBuf::new()
+    } else {
+        base.to_owned()
+    };
+    for component in link.components() {
+        match component {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::Normal(name) => clean.push(name),
+        }
+    }
+    clean
+}
+
 impl RootBuilder {
     fn new(root: OwnedFd) -> SetupResult<RootBuilder> {
         let root_name = kernel_name(root.as_fd())?;
@@ -289,10 +309,11 @@ impl RootBuilder {
     fn ensure(&mut self, target: &Path, kind: Kind) -> SetupResult<OwnedFd> {
         let rel = relative_inside(target)
             .ok_or_else(|| format!("mount target {} must not contain `..`", target.display()))?;
-        self.ensure_relative(&rel, kind)
+        self.ensure_relative(&rel, kind, 0)
     }
 
-    fn ensure_relative(&mut self, rel: &Path, kind: Kind) -> SetupResult<OwnedFd> {
+    /// `depth` counts the dangling symlinks followed so far (a loop ends at 40, like ELOOP).
+    fn ensure_relative(&mut self, rel: &Path, kind: Kind, depth: u32) -> SetupResult<OwnedFd> {
         match self.open(rel) {
             Ok(fd) => return Ok(fd),
             Err(Errno::NOENT) => {}
@@ -306,10 +327,37 @@ impl RootBuilder {
         let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
             return Err(format!("the root directory /{} is missing", rel.display()));
         };
-        let parent_fd = self.ensure_relative(parent, Kind::Dir)?;
+        let parent_fd = self.ensure_relative(parent, Kind::Dir, depth)?;
         let parent_rel = self
             .relative_name(parent_fd.as_fd())
             .unwrap_or_else(|| parent.to_owned());
+        // A dangling symlink: create what it points to, inside the root, as runc does.
+        let is_symlink =
+            rustix::fs::statat(&parent_fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok_and(
+                |stat| {
+                    rustix::fs::FileType::from_raw_mode(stat.st_mode)
+                        == rustix::fs::FileType::Symlink
+                },
+            );
+        if is_symlink {
+            if depth >= 40 {
+                return Err(format!(
+                    "mount target /{}: too many levels of symlinks",
+                    rel.display()
+                ));
+            }
+            let link = rustix::fs::readlinkat(&parent_fd, name, Vec::new())
+                .map_err(|errno| failed(format!("reading symlink /{}", rel.display()), errno))?;
+            let link = PathBuf::from(OsStr::from_bytes(link.as_bytes()));
+            let next = clamp_inside(&parent_rel, &link);
+            self.ensure_relative(&next, kind, depth + 1)?;
+            return self.open(rel).map_err(|errno| {
+                failed(
+                    format!("opening created mount point /{}", rel.display()),
+                    errno,
+                )
+            });
+        }
         self.save_times(parent_fd.as_fd(), &parent_rel);
         let created = match kind {
             Kind::Dir => rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755)),
@@ -703,6 +751,23 @@ mod tests {
         );
         assert_eq!(relative_inside(Path::new("/")), Some(PathBuf::new()));
         assert_eq!(relative_inside(Path::new("/a/../b")), None);
+    }
+
+    #[test]
+    fn symlink_targets_stay_inside_the_root() {
+        let base = Path::new("etc");
+        assert_eq!(
+            clamp_inside(base, Path::new("/run/x")),
+            PathBuf::from("run/x")
+        );
+        assert_eq!(
+            clamp_inside(base, Path::new("../../../../run/x")),
+            PathBuf::from("run/x")
+        );
+        assert_eq!(
+            clamp_inside(base, Path::new("./a/../b")),
+            PathBuf::from("etc/b")
+        );
     }
 
     #[test]

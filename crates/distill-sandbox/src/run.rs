@@ -149,7 +149,10 @@ pub enum Stdio {
     /// stdin is `/dev/null`; stdout and stderr go to the [`OutputSink`] given to `wait`.
     #[default]
     Capture,
-    /// All three are the caller's own (`distill run` in a terminal).
+    /// All three are the caller's own (`distill run` in a terminal). The sandbox stays in
+    /// the caller's process group, so the terminal's Ctrl-C reaches the command directly
+    /// (the inits do not forward signals the kernel sent them, to avoid doubling them) and
+    /// the caller too, which may also `cancel`.
     Inherit,
 }
 
@@ -300,13 +303,13 @@ impl Sandbox {
         let mut command = Command::new(&self.init_program);
         command
             .env_clear()
-            .env(INIT_ENV, INIT_SOCKET_FD.to_string())
-            // Out of the caller's process group: a terminal's Ctrl-C reaches the caller,
-            // which decides (see `Killer`), not the sandbox directly.
-            .process_group(0);
+            .env(INIT_ENV, INIT_SOCKET_FD.to_string());
         match stdio {
             Stdio::Capture => {
+                // Out of the caller's process group: a terminal's Ctrl-C reaches the caller,
+                // which decides (see `Killer`), not the sandbox directly.
                 command
+                    .process_group(0)
                     .stdin(std::process::Stdio::null())
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped());
@@ -603,5 +606,33 @@ impl Drop for RunningSandbox {
             let _ = rustix::process::pidfd_send_signal(&*self.killer.pidfd, Signal::KILL);
             let _ = child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_lines_keeps_the_end_of_both_streams() {
+        let mut tail = LastLines::new(3);
+        tail.output(Stream::Stdout, b"one\ntw");
+        tail.output(Stream::Stderr, b"err1\n");
+        tail.output(Stream::Stdout, b"o\nthree\nfour");
+        assert_eq!(tail.lines(), ["two", "three", "four"]);
+        let mut none = LastLines::new(0);
+        none.output(Stream::Stdout, b"a\nb");
+        assert!(none.lines().is_empty());
+    }
+
+    #[test]
+    fn exit_status_codes_and_display() {
+        assert!(ExitStatus::Exited(0).success());
+        assert_eq!(ExitStatus::Signaled(9).code(), 137);
+        assert_eq!(ExitStatus::Exited(3).to_string(), "exit code: 3");
+        assert_eq!(
+            ExitStatus::Signaled(15).to_string(),
+            "killed by signal 15 (SIGTERM)"
+        );
     }
 }

@@ -662,3 +662,54 @@ fn probe_reports_overlay_support() {
         "probe directory removed"
     );
 }
+
+#[test]
+fn symlinks_in_the_image_never_lead_mounts_out_of_the_root() {
+    if !e2e("symlinks_in_the_image_never_lead_mounts_out_of_the_root") {
+        return;
+    }
+    let layout = Layout::new();
+    let outside = layout.path("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    // The image's /etc and /proc are absolute symlinks to a host directory.
+    let lower = layout.path("lower");
+    std::fs::remove_dir_all(lower.join("etc")).expect("rm etc");
+    std::os::unix::fs::symlink(outside.join("etc"), lower.join("etc")).expect("symlink etc");
+    std::os::unix::fs::symlink(outside.join("proc"), lower.join("proc")).expect("symlink proc");
+    let (status, stdout, stderr) = run(&layout
+        .spec("test -s /etc/resolv.conf && echo inside; ls /proc/self/fd >/dev/null && echo proc"));
+    assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
+    assert_eq!(stdout, "inside\nproc\n");
+    let leaked: Vec<_> = std::fs::read_dir(&outside).expect("read_dir").collect();
+    assert!(
+        leaked.is_empty(),
+        "mount points created outside the root: {leaked:?}"
+    );
+}
+
+#[test]
+fn many_lower_layers_fit_in_the_mount_options() {
+    if !e2e("many_lower_layers_fit_in_the_mount_options") {
+        return;
+    }
+    let layout = Layout::new();
+    let mut lower = vec![layout.path("lower")];
+    // Long names would overflow the one-page option string if paths were spelled out.
+    for index in 0..150 {
+        let layer = layout.path(&format!(
+            "layer-with-a-rather-long-directory-name-{index:03}"
+        ));
+        std::fs::create_dir_all(layer.join("layers")).expect("mkdir");
+        std::fs::write(layer.join("layers").join(index.to_string()), "").expect("write");
+        lower.push(layer);
+    }
+    let mut spec = layout.spec("ls /layers | wc -l");
+    spec.rootfs = Rootfs::Overlay {
+        lower,
+        upper: layout.path("upper"),
+        work: layout.path("work"),
+    };
+    let (status, stdout, stderr) = run(&spec);
+    assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
+    assert_eq!(stdout.trim(), "150");
+}
