@@ -510,6 +510,66 @@ impl RootBuilder {
         )
     }
 
+    /// A writable view of host directory `source` whose writes land in a tmpfs and vanish
+    /// with the sandbox: an overlay stacked on a tmpfs mounted at the target itself.
+    fn scratch_bind(&mut self, source: &Path, target: &Path, userxattr: bool) -> SetupResult<()> {
+        let source_fd = open_host(source, true)?;
+        let source_stat = rustix::fs::fstat(&source_fd)
+            .map_err(|errno| failed(format!("stat {}", source.display()), errno))?;
+        self.tmpfs(target, None, 0o755)?;
+        let rel = relative_inside(target).unwrap_or_default();
+        let scratch = self
+            .open(&rel)
+            .map_err(|errno| failed(format!("reopening {}", target.display()), errno))?;
+        let mut dirs = Vec::new();
+        for name in ["upper", "work"] {
+            rustix::fs::mkdirat(&scratch, name, Mode::from_raw_mode(0o755)).map_err(|errno| {
+                failed(format!("creating {name} on {}", target.display()), errno)
+            })?;
+            let dir = rustix::fs::openat(
+                &scratch,
+                name,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|errno| failed(format!("opening {name} on {}", target.display()), errno))?;
+            dirs.push(dir);
+        }
+        // The overlay's root takes the upper directory's owner and mode: give it the source's.
+        let upper_name = fd_path(dirs[0].as_fd());
+        rustix::fs::chown(
+            &upper_name,
+            Some(rustix::fs::Uid::from_raw(source_stat.st_uid)),
+            Some(rustix::fs::Gid::from_raw(source_stat.st_gid)),
+        )
+        .map_err(|errno| {
+            failed(
+                format!("chown the writable layer of {}", target.display()),
+                errno,
+            )
+        })?;
+        rustix::fs::chmod(
+            &upper_name,
+            Mode::from_raw_mode(source_stat.st_mode & 0o7777),
+        )
+        .map_err(|errno| {
+            failed(
+                format!("chmod the writable layer of {}", target.display()),
+                errno,
+            )
+        })?;
+        let lower = [source_fd];
+        let options = overlay_options(&lower, dirs[0].as_fd(), dirs[1].as_fd(), userxattr);
+        self.mount_on(
+            &scratch,
+            target,
+            Some("overlay"),
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(&options),
+        )
+    }
+
     fn mount_all(&mut self, spec: &SandboxSpec, ids: &IdMapping) -> SetupResult<()> {
         let system = &spec.system_mounts;
         if system.proc {
@@ -533,6 +593,9 @@ impl RootBuilder {
                     self.bind(source, &extra.target, *read_only)?
                 }
                 MountKind::Tmpfs { size, mode } => self.tmpfs(&extra.target, *size, *mode)?,
+                MountKind::ScratchBind { source } => {
+                    self.scratch_bind(source, &extra.target, needs_userxattr(ids))?
+                }
             }
         }
         Ok(())

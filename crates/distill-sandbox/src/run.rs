@@ -167,8 +167,16 @@ impl Sandbox {
     /// A sandbox whose init is the running executable (which must call
     /// [`crate::init_if_requested`] first thing in `main`), with the detected id mapping.
     pub fn new() -> Result<Sandbox> {
-        let init_program =
-            std::env::current_exe().map_err(|error| Error::io("/proc/self/exe", error))?;
+        // The running executable itself, even if its file was replaced or deleted since.
+        let init_program = PathBuf::from("/proc/self/exe");
+        if !init_program.exists() {
+            return Err(Error::io(
+                init_program,
+                std::io::Error::other(
+                    "/proc is not mounted: the sandbox cannot re-execute distill",
+                ),
+            ));
+        }
         Ok(Sandbox::with_init_program(init_program))
     }
 

@@ -62,6 +62,9 @@ pub struct Mount {
 pub enum MountKind {
     /// Bind a host file or directory (recursively).
     Bind { source: PathBuf, read_only: bool },
+    /// A writable view of a host directory whose writes are thrown away after the run
+    /// (BuildKit's `--mount=type=bind,rw`): an overlay of `source` with a tmpfs upper layer.
+    ScratchBind { source: PathBuf },
     /// A fresh tmpfs; `size` in bytes (`None`: the kernel's default, half of RAM), `mode` of
     /// its root directory.
     Tmpfs { size: Option<u64>, mode: u32 },

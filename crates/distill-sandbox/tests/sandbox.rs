@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use distill_sandbox::{
-    Error, ExitStatus, IdMapping, LastLines, Mount, NetworkMode, OutputSink, Rootfs, Sandbox,
-    SandboxSpec, Signal, Snapshotter, SnapshotterKind, Stdio, Stream,
+    Error, ExitStatus, IdMapping, LastLines, Mount, MountKind, NetworkMode, OutputSink, Rootfs,
+    Sandbox, SandboxSpec, Signal, Snapshotter, SnapshotterKind, Stdio, Stream,
 };
 
 const DRIVER: &str = env!("CARGO_BIN_EXE_distill-sandbox");
@@ -289,22 +289,38 @@ fn extra_mounts_bind_and_tmpfs() {
     std::fs::create_dir(&shared).expect("mkdir");
     std::fs::create_dir(&cache).expect("mkdir");
     std::fs::write(shared.join("input"), "from host\n").expect("write");
+    std::fs::write(shared.join("other"), "").expect("write");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o750)).expect("chmod");
     let mut spec = layout.spec(
-        "cat /in/input; touch /in/x 2>/dev/null || echo ro; echo kept > /cache/out; echo gone > /scratch/t; ls /scratch",
+        "cat /in/input; touch /in/x 2>/dev/null || echo ro; echo kept > /cache/out; \
+         echo gone > /scratch/t; ls /scratch; \
+         echo changed > /cow/input; rm /cow/other; cat /cow/input; ls /cow; stat -c %a /cow",
     );
     spec.mounts = vec![
         Mount::bind(&shared, "/in", true),
         Mount::bind(&cache, "/cache", false),
         Mount::tmpfs("/scratch"),
+        Mount {
+            target: "/cow".into(),
+            kind: MountKind::ScratchBind {
+                source: shared.clone(),
+            },
+        },
     ];
     let (status, stdout, stderr) = run(&spec);
     assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
-    assert_eq!(stdout, "from host\nro\nt\n");
+    assert_eq!(stdout, "from host\nro\nt\nchanged\ninput\n750\n");
     assert_eq!(
         std::fs::read_to_string(cache.join("out")).expect("cache"),
         "kept\n"
     );
-    for stub in ["in", "cache", "scratch"] {
+    // Writes to the scratch bind went nowhere.
+    assert_eq!(
+        std::fs::read_to_string(shared.join("input")).expect("input"),
+        "from host\n"
+    );
+    assert!(shared.join("other").exists());
+    for stub in ["in", "cache", "scratch", "cow"] {
         assert!(
             !layout.path("upper").join(stub).exists(),
             "stub {stub} left in upper"
