@@ -238,31 +238,33 @@ pub struct Check {
 
 /// Parses every node of `dockerfile` into an instruction, stopping at the first error.
 pub fn parse_instructions(
-    dockerfile: &Dockerfile,
+    dockerfile: Dockerfile,
     source: &Source,
 ) -> Result<Vec<Instruction>, Diagnostic> {
-    dockerfile
-        .nodes
-        .iter()
-        .map(|node| parse_instruction(node, source))
-        .collect()
+    let mut instructions = Vec::with_capacity(dockerfile.nodes.len());
+    for node in dockerfile.nodes {
+        instructions.push(parse_instruction(node, source)?);
+    }
+    Ok(instructions)
 }
 
 /// Parses one node into an instruction.
-pub fn parse_instruction(node: &Node, source: &Source) -> Result<Instruction, Diagnostic> {
-    let parser = NodeParser { node, source };
+/// Parses one node into an instruction (the node's words move into it).
+pub fn parse_instruction(node: Node, source: &Source) -> Result<Instruction, Diagnostic> {
+    let mut parser = NodeParser { node, source };
     let command = parser.command()?;
+    let node = parser.node;
     Ok(Instruction {
         command,
         pos: node.pos,
         start_line: node.start_line,
         end_line: node.end_line,
-        original: node.original.clone(),
+        original: node.original,
     })
 }
 
 struct NodeParser<'a> {
-    node: &'a Node,
+    node: Node,
     source: &'a Source,
 }
 
@@ -283,7 +285,7 @@ impl NodeParser<'_> {
         self.flags(keyword, &[]).map(|_| ())
     }
 
-    fn command(&self) -> Result<Command, Diagnostic> {
+    fn command(&mut self) -> Result<Command, Diagnostic> {
         match self.node.keyword.as_str() {
             "add" => self.add(),
             "arg" => self.arg(),
@@ -303,7 +305,7 @@ impl NodeParser<'_> {
             "expose" => {
                 self.at_least_one("EXPOSE")?;
                 self.no_flags("EXPOSE")?;
-                Ok(Command::Expose(self.node.args.clone()))
+                Ok(Command::Expose(std::mem::take(&mut self.node.args)))
             }
             "from" => self.from(),
             "healthcheck" => self.healthcheck(),
@@ -381,46 +383,46 @@ impl NodeParser<'_> {
         }
     }
 
-    fn command_line(&self) -> CommandLine {
+    fn command_line(&mut self) -> CommandLine {
         CommandLine {
-            args: self.node.args.clone(),
+            args: std::mem::take(&mut self.node.args),
             exec_form: self.node.json,
-            heredocs: self.node.heredocs.clone(),
+            heredocs: std::mem::take(&mut self.node.heredocs),
         }
     }
 
-    fn key_values(&self, keyword: &str) -> Result<Vec<KeyValue>, Diagnostic> {
-        let args = &self.node.args;
+    fn key_values(&mut self, keyword: &str) -> Result<Vec<KeyValue>, Diagnostic> {
+        let args = std::mem::take(&mut self.node.args);
         if args.is_empty() {
             return Err(self.at_keyword(format!("{keyword} requires at least one argument")));
         }
-        if args.len() % 3 != 0 {
+        if !args.len().is_multiple_of(3) {
             return Err(self.at_keyword(format!("Bad input to {keyword}, too many arguments")));
         }
         let mut pairs = Vec::with_capacity(args.len() / 3);
-        for triple in args.chunks_exact(3) {
-            let [key, value, separator] = triple else {
-                continue;
-            };
+        let mut words = args.into_iter();
+        while let (Some(key), Some(value), Some(separator)) =
+            (words.next(), words.next(), words.next())
+        {
             if key.value.is_empty() {
                 return Err(self
                     .error(key.pos, format!("{keyword} names can not be blank"))
                     .with_hint(format!("write {keyword} name=value")));
             }
             pairs.push(KeyValue {
-                key: key.clone(),
-                value: value.clone(),
+                key,
+                value,
                 legacy: separator.value.is_empty(),
             });
         }
         Ok(pairs)
     }
 
-    fn arg(&self) -> Result<Command, Diagnostic> {
+    fn arg(&mut self) -> Result<Command, Diagnostic> {
         self.at_least_one("ARG")?;
         self.no_flags("ARG")?;
         let mut decls = Vec::with_capacity(self.node.args.len());
-        for word in &self.node.args {
+        for word in std::mem::take(&mut self.node.args) {
             let decl = match word.value.split_once('=') {
                 Some(("", _)) => {
                     return Err(self
@@ -438,7 +440,7 @@ impl NodeParser<'_> {
                     }),
                 },
                 None => ArgDecl {
-                    name: word.clone(),
+                    name: word,
                     default: None,
                 },
             };
@@ -504,9 +506,9 @@ impl NodeParser<'_> {
         })
     }
 
-    fn files(&self, keyword: &str) -> Result<SourcesAndDest, Diagnostic> {
-        let args = &self.node.args;
-        let Some((dest, sources)) = args.split_last() else {
+    fn files(&mut self, keyword: &str) -> Result<SourcesAndDest, Diagnostic> {
+        let mut sources = std::mem::take(&mut self.node.args);
+        let Some(dest) = sources.pop() else {
             return Err(self.no_destination(keyword));
         };
         if heredoc_marker(&dest.value) {
@@ -517,22 +519,22 @@ impl NodeParser<'_> {
                 )
                 .with_hint(format!("write {keyword} <<NAME /destination")));
         }
-        let mut bodies = self.node.heredocs.iter();
-        let mut paths = Vec::new();
+        let mut bodies = std::mem::take(&mut self.node.heredocs).into_iter();
+        let mut paths = Vec::with_capacity(sources.len());
         let mut heredocs = Vec::new();
         for word in sources {
             if heredoc_marker(&word.value) {
                 if let Some(body) = bodies.next() {
-                    heredocs.push(body.clone());
+                    heredocs.push(body);
                     continue;
                 }
             }
-            paths.push(word.clone());
+            paths.push(word);
         }
         Ok(SourcesAndDest {
             sources: paths,
             heredocs,
-            dest: dest.clone(),
+            dest,
         })
     }
 
@@ -543,7 +545,7 @@ impl NodeParser<'_> {
         .with_hint(format!("write {keyword} source... destination"))
     }
 
-    fn copy(&self) -> Result<Command, Diagnostic> {
+    fn copy(&mut self) -> Result<Command, Diagnostic> {
         if self.node.args.len() < 2 {
             return Err(self.no_destination("COPY"));
         }
@@ -560,7 +562,7 @@ impl NodeParser<'_> {
         }))
     }
 
-    fn add(&self) -> Result<Command, Diagnostic> {
+    fn add(&mut self) -> Result<Command, Diagnostic> {
         if self.node.args.len() < 2 {
             return Err(self.no_destination("ADD"));
         }
@@ -578,8 +580,8 @@ impl NodeParser<'_> {
         }))
     }
 
-    fn onbuild(&self) -> Result<Command, Diagnostic> {
-        let Some(trigger) = &self.node.onbuild else {
+    fn onbuild(&mut self) -> Result<Command, Diagnostic> {
+        let Some(trigger) = self.node.onbuild.take() else {
             return Err(self.at_keyword("ONBUILD requires at least one argument"));
         };
         self.no_flags("ONBUILD")?;
@@ -605,11 +607,11 @@ impl NodeParser<'_> {
             }
             _ => {}
         }
-        let instruction = parse_instruction(trigger, self.source)?;
+        let instruction = parse_instruction(*trigger, self.source)?;
         Ok(Command::Onbuild(Box::new(instruction)))
     }
 
-    fn run(&self) -> Result<Command, Diagnostic> {
+    fn run(&mut self) -> Result<Command, Diagnostic> {
         let flags = self.flags("RUN", flags::RUN_FLAGS)?;
         let mut mounts = Vec::new();
         for spec in flags.list("mount") {
@@ -762,7 +764,7 @@ impl NodeParser<'_> {
         Ok(Some(Duration::from_nanos(nanos as u64)))
     }
 
-    fn volume(&self) -> Result<Command, Diagnostic> {
+    fn volume(&mut self) -> Result<Command, Diagnostic> {
         self.at_least_one("VOLUME")?;
         self.no_flags("VOLUME")?;
         for word in &self.node.args {
@@ -770,10 +772,10 @@ impl NodeParser<'_> {
                 return Err(self.error(word.pos, "VOLUME specified can not be an empty string"));
             }
         }
-        Ok(Command::Volume(self.node.args.clone()))
+        Ok(Command::Volume(std::mem::take(&mut self.node.args)))
     }
 
-    fn shell(&self) -> Result<Command, Diagnostic> {
+    fn shell(&mut self) -> Result<Command, Diagnostic> {
         self.no_flags("SHELL")?;
         if self.node.args.is_empty() {
             return Err(self.at_keyword("SHELL requires at least one argument"));
@@ -783,7 +785,7 @@ impl NodeParser<'_> {
                 .at_keyword("SHELL requires the arguments to be in JSON form")
                 .with_hint("write SHELL [\"/bin/bash\", \"-c\"]"));
         }
-        Ok(Command::Shell(self.node.args.clone()))
+        Ok(Command::Shell(std::mem::take(&mut self.node.args)))
     }
 }
 
@@ -850,7 +852,7 @@ pub(crate) mod tests {
 
     fn parse(line: &str) -> Result<Instruction, Diagnostic> {
         let source = Source::new("Dockerfile", format!("{line}\n"));
-        parse_instruction(&node(line), &source)
+        parse_instruction(node(line), &source)
     }
 
     fn error(line: &str) -> (String, u32, Option<String>) {
@@ -970,7 +972,7 @@ pub(crate) mod tests {
             pos: Pos::new(1, 6),
         });
         let source = Source::new("Dockerfile", "COPY <<EOF /etc/motd\nhello\nEOF\n");
-        let Command::Copy(copy) = parse_instruction(&node, &source).unwrap().command else {
+        let Command::Copy(copy) = parse_instruction(node, &source).unwrap().command else {
             panic!("not a COPY")
         };
         assert!(copy.files.sources.is_empty());
@@ -1023,7 +1025,7 @@ pub(crate) mod tests {
         let mut json = node("SHELL x");
         json.json = true;
         let source = Source::new("Dockerfile", "SHELL [\"x\"]\n");
-        assert!(parse_instruction(&json, &source).is_ok());
+        assert!(parse_instruction(json, &source).is_ok());
     }
 
     #[test]
@@ -1031,7 +1033,7 @@ pub(crate) mod tests {
         let source = Source::new("Dockerfile", "ONBUILD ONBUILD RUN x\n");
         let mut outer = node("ONBUILD");
         outer.onbuild = Some(Box::new(node("ONBUILD RUN x")));
-        let err = parse_instruction(&outer, &source).unwrap_err();
+        let err = parse_instruction(outer, &source).unwrap_err();
         assert_eq!(
             err.message,
             "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
@@ -1039,16 +1041,16 @@ pub(crate) mod tests {
         for keyword in ["FROM alpine", "MAINTAINER me"] {
             let mut outer = node("ONBUILD");
             outer.onbuild = Some(Box::new(node(keyword)));
-            let err = parse_instruction(&outer, &source).unwrap_err();
+            let err = parse_instruction(outer, &source).unwrap_err();
             assert!(err.message.ends_with("isn't allowed as an ONBUILD trigger"));
         }
         let mut outer = node("ONBUILD");
         outer.onbuild = Some(Box::new(node("COPY --from=x a b")));
-        let Command::Onbuild(trigger) = parse_instruction(&outer, &source).unwrap().command else {
+        let Command::Onbuild(trigger) = parse_instruction(outer, &source).unwrap().command else {
             panic!("not an ONBUILD")
         };
         assert_eq!(trigger.keyword(), "COPY");
-        let err = parse_instruction(&node("ONBUILD"), &source).unwrap_err();
+        let err = parse_instruction(node("ONBUILD"), &source).unwrap_err();
         assert_eq!(err.message, "ONBUILD requires at least one argument");
     }
 
@@ -1144,7 +1146,7 @@ pub(crate) mod tests {
                 pos: Pos::new(1, column),
             });
         }
-        let Command::Env(pairs) = parse_instruction(&env, &source).unwrap().command else {
+        let Command::Env(pairs) = parse_instruction(env.clone(), &source).unwrap().command else {
             panic!("not an ENV")
         };
         assert_eq!(pairs.len(), 2);
@@ -1152,7 +1154,7 @@ pub(crate) mod tests {
         assert!(!pairs[0].legacy);
         env.args.pop();
         assert_eq!(
-            parse_instruction(&env, &source).unwrap_err().message,
+            parse_instruction(env.clone(), &source).unwrap_err().message,
             "Bad input to ENV, too many arguments"
         );
     }
@@ -1163,7 +1165,7 @@ pub(crate) mod tests {
         volume.args[0].value = " ".into();
         let source = Source::new("Dockerfile", "VOLUME [\" \"]\n");
         assert_eq!(
-            parse_instruction(&volume, &source).unwrap_err().message,
+            parse_instruction(volume, &source).unwrap_err().message,
             "VOLUME specified can not be an empty string"
         );
     }

@@ -116,54 +116,57 @@ pub(crate) fn csv_fields(source: &Source, spec: &Word) -> Result<Vec<Field>, Dia
     if spec.value.is_empty() {
         return Err(fail(0, "the mount is empty"));
     }
-    let chars: Vec<char> = spec.value.chars().collect();
+    let mut chars = spec.value.chars().peekable();
+    let mut column = 0; // characters consumed so far
     let mut fields = Vec::new();
-    let mut i = 0;
     loop {
-        let start = i;
+        let start = column;
         let mut text = String::new();
-        if chars.get(i) == Some(&'"') {
-            i += 1;
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            column += 1;
             loop {
-                match chars.get(i) {
+                match chars.next() {
                     None => return Err(fail(start, "extraneous or missing \" in quoted-field")),
-                    Some('"') if chars.get(i + 1) == Some(&'"') => {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        column += 2;
                         text.push('"');
-                        i += 2;
                     }
                     Some('"') => {
-                        i += 1;
+                        column += 1;
                         break;
                     }
                     Some(c) => {
-                        text.push(*c);
-                        i += 1;
+                        column += 1;
+                        text.push(c);
                     }
                 }
             }
-            if i < chars.len() && chars[i] != ',' {
-                return Err(fail(i, "extraneous or missing \" in quoted-field"));
+            if chars.peek().is_some_and(|&c| c != ',') {
+                return Err(fail(column, "extraneous or missing \" in quoted-field"));
             }
         } else {
-            while let Some(&c) = chars.get(i) {
+            while let Some(&c) = chars.peek() {
                 if c == ',' {
                     break;
                 }
                 if c == '"' {
-                    return Err(fail(i, "bare \" in non-quoted field"));
+                    return Err(fail(column, "bare \" in non-quoted field"));
                 }
                 text.push(c);
-                i += 1;
+                chars.next();
+                column += 1;
             }
         }
         fields.push(Field {
             text,
             pos: shift(spec.pos, start),
         });
-        if i >= chars.len() {
+        if chars.next().is_none() {
             break;
         }
-        i += 1; // the comma
+        column += 1; // the comma
     }
     Ok(fields)
 }

@@ -9,6 +9,8 @@
 //! target reaches. It never looks at an image: values that depend on a base image's config
 //! (its ENV) are left to the build engine, which replays each stage with [`Plan::step`].
 
+use std::collections::HashMap;
+
 use distill_frontend::{Diagnostic, Dockerfile, Pos, Source, Word};
 use distill_shell::Lexer;
 
@@ -147,18 +149,19 @@ pub fn plan_source(source: &Source, options: &PlanOptions) -> Result<Plan, Diagn
             .with_hint("a Dockerfile needs at least a FROM line"));
     }
     let dockerfile = distill_frontend::parse(source)?;
-    plan(&dockerfile, source, options)
+    plan(dockerfile, source, options)
 }
 
 /// Plans the build of a parsed Dockerfile. Errors come in BuildKit's order: instructions,
 /// stages, global args, FROM lines, target, stage references, cycles, then the checks that
 /// only matter for stages the target needs.
 pub fn plan(
-    dockerfile: &Dockerfile,
+    dockerfile: Dockerfile,
     source: &Source,
     options: &PlanOptions,
 ) -> Result<Plan, Diagnostic> {
-    let lexer = Lexer::new(dockerfile.directives.escape);
+    let escape = dockerfile.directives.escape;
+    let lexer = Lexer::new(escape);
     let instructions = parse_instructions(dockerfile, source)?;
 
     let mut global_decls: Vec<ArgDecl> = Vec::new();
@@ -190,7 +193,8 @@ pub fn plan(
                 .with_hint("add a FROM line: FROM image, or FROM scratch"),
         );
     }
-    check_duplicate_names(source, &sections)?;
+    // Stage names are unique, so a name maps to one stage.
+    let names = stage_names(source, &sections)?;
 
     let target_platform = options
         .target_platform
@@ -238,10 +242,10 @@ pub fn plan(
             Some(word) => Some(stage_platform(&lexer, source, word, &global_args)?),
         };
         // A stage built on a stage runs as its parent; FROM scratch as the target platform.
-        let earlier = stages
-            .iter()
-            .rev()
-            .find(|s| s.name.as_deref() == Some(base_name.as_str()));
+        let earlier = names
+            .get(base_name.as_str())
+            .filter(|&&i| i < index)
+            .map(|&i| &stages[i]);
         let (base, platform) = match earlier {
             Some(parent) => (Base::Stage(parent.index), parent.platform.clone()),
             None if base_name == "scratch" => (Base::Scratch, target_platform.clone()),
@@ -285,7 +289,14 @@ pub fn plan(
         let own = stage.instructions.iter().map(|i| (i, false));
         let inherited = stage.triggers.iter().map(|i| (i, true));
         for (instruction, trigger) in inherited.chain(own) {
-            collect_dependencies(source, &stages, instruction, trigger, &mut dependencies)?;
+            collect_dependencies(
+                source,
+                &stages,
+                &names,
+                instruction,
+                trigger,
+                &mut dependencies,
+            )?;
         }
         stages[index].dependencies = dependencies;
     }
@@ -313,7 +324,7 @@ pub fn plan(
 
     Ok(Plan {
         source: source.clone(),
-        escape: dockerfile.directives.escape,
+        escape,
         stages,
         target,
         build_order,
@@ -325,16 +336,16 @@ pub fn plan(
     })
 }
 
-fn check_duplicate_names(
+/// The index of each named stage, by name; a name used twice is an error.
+fn stage_names(
     source: &Source,
     sections: &[(Instruction, From, Vec<Instruction>)],
-) -> Result<(), Diagnostic> {
+) -> Result<HashMap<String, usize>, Diagnostic> {
+    let mut names = HashMap::with_capacity(sections.len());
     for (index, (_, from, _)) in sections.iter().enumerate() {
         let Some(name) = &from.name else { continue };
-        let first = sections[..index]
-            .iter()
-            .find_map(|(i, f, _)| f.name.as_ref().filter(|n| n.value == name.value).map(|_| i));
-        if let Some(first) = first {
+        if let Some(earlier) = names.insert(name.value.clone(), index) {
+            let first = &sections[earlier].0;
             return Err(Diagnostic::at(
                 source,
                 name.pos,
@@ -346,7 +357,7 @@ fn check_duplicate_names(
             )));
         }
     }
-    Ok(())
+    Ok(names)
 }
 
 fn stage_platform(
@@ -401,18 +412,13 @@ fn find_target(source: &Source, stages: &[Stage], wanted: &str) -> Result<usize,
 fn collect_dependencies(
     source: &Source,
     stages: &[Stage],
+    names: &HashMap<String, usize>,
     instruction: &Instruction,
     trigger: bool,
     dependencies: &mut Vec<Dependency>,
 ) -> Result<(), Diagnostic> {
-    let by_name = |name: &str| {
-        let lower = name.to_lowercase();
-        // Later stages count too: using one is an error reported with the reachable checks.
-        stages
-            .iter()
-            .rev()
-            .find(|s| s.name.as_deref() == Some(&lower))
-    };
+    // Later stages count too: using one is an error reported with the reachable checks.
+    let by_name = |name: &str| names.get(name.to_lowercase().as_str()).map(|&i| &stages[i]);
     let other = |name: &str| {
         if name == "scratch" {
             Input::Scratch
@@ -537,36 +543,45 @@ fn check_cycles(source: &Source, stages: &[Stage]) -> Result<(), Diagnostic> {
                     marks[current] = Mark::Done;
                     path.pop();
                 }
-                Some((other, via)) => match marks[other] {
-                    Mark::Done => {}
-                    Mark::New => {
-                        marks[other] = Mark::OnPath;
-                        path.push((other, 0));
+                Some((other, via)) => {
+                    match marks[other] {
+                        Mark::Done => {}
+                        Mark::New => {
+                            marks[other] = Mark::OnPath;
+                            path.push((other, 0));
+                        }
+                        Mark::OnPath => {
+                            let mut cycle: Vec<String> = path
+                                .iter()
+                                .skip_while(|(s, _)| *s != other)
+                                .map(|(s, _)| stages[*s].display_name())
+                                .collect();
+                            cycle.push(stages[other].display_name());
+                            // Point at a `--from` of the cycle rather than at a FROM line:
+                            // reading a stage is what can be undone.
+                            let taken = path.iter().skip_while(|(s, _)| *s != other).filter_map(
+                                |&(s, n)| stage_edges(&stages[s]).nth(n.checked_sub(1)?)?.1,
+                            );
+                            let pos = via
+                                .or(taken.into_iter().next())
+                                .map_or(stages[current].from.pos, |d| d.written.pos);
+                            let hint = if other == current {
+                                "a stage cannot read from itself".to_string()
+                            } else {
+                                format!("the stages read each other: {}", cycle.join(" -> "))
+                            };
+                            return Err(Diagnostic::at(
+                                source,
+                                pos,
+                                format!(
+                                    "circular dependency detected on stage: {}",
+                                    stages[other].display_name()
+                                ),
+                            )
+                            .with_hint(hint));
+                        }
                     }
-                    Mark::OnPath => {
-                        let mut cycle: Vec<String> = path
-                            .iter()
-                            .skip_while(|(s, _)| *s != other)
-                            .map(|(s, _)| stages[*s].display_name())
-                            .collect();
-                        cycle.push(stages[other].display_name());
-                        let pos = via.map_or(stages[current].from.pos, |d| d.written.pos);
-                        let hint = if other == current {
-                            "a stage cannot read from itself".to_string()
-                        } else {
-                            format!("the stages read each other: {}", cycle.join(" -> "))
-                        };
-                        return Err(Diagnostic::at(
-                            source,
-                            pos,
-                            format!(
-                                "circular dependency detected on stage: {}",
-                                stages[other].display_name()
-                            ),
-                        )
-                        .with_hint(hint));
-                    }
-                },
+                }
             }
         }
     }
