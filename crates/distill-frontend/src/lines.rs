@@ -5,6 +5,8 @@
 //! rest of the trailing `\r`/`\n` run). Lines longer than Go's `bufio.Scanner` limit stop the
 //! scan, as they stop BuildKit's. This module never copies the text of a line.
 
+use std::cell::Cell;
+
 use crate::syntax::Pos;
 
 /// Go's `bufio.MaxScanTokenSize`: a line with its `\n` must fit in this many bytes.
@@ -76,12 +78,16 @@ struct Segment {
 pub(crate) struct LogicalLine {
     pub(crate) text: String,
     segments: Vec<Segment>,
+    /// The last non-ASCII position computed (segment index, byte offset, column), so that
+    /// positions asked in increasing order cost no recount from the segment start.
+    last: Cell<Option<(usize, usize, u32)>>,
 }
 
 impl LogicalLine {
     pub(crate) fn clear(&mut self) {
         self.text.clear();
         self.segments.clear();
+        self.last.set(None);
     }
 
     /// Appends `piece`, whose first character is at `line`:`column` in the file.
@@ -172,5 +178,9 @@ mod tests {
         assert_eq!(logical.pos(6), Pos::new(4, 1));
         // "  é b": 'b' is the 5th character.
         assert_eq!(logical.pos(6 + 5), Pos::new(4, 5));
+        // Out of order after the cache moved on.
+        assert_eq!(logical.pos(6 + 2), Pos::new(4, 3));
+        assert_eq!(logical.pos(6 + 4), Pos::new(4, 4));
+        assert_eq!(logical.pos(6 + 1), Pos::new(4, 2));
     }
 }

@@ -31,7 +31,8 @@ pub struct Word {
 pub struct Heredoc {
     /// The delimiter word, without quotes, `-` or file-descriptor prefix.
     pub name: String,
-    /// The body, each line ending with `\n` as BuildKit keeps it (tabs already stripped for `<<-`).
+    /// The body as BuildKit keeps it: every line up to the delimiter line, each with its line
+    /// ending as written (`\r\n` stays), leading tabs already stripped for `<<-`.
     pub content: String,
     /// False when the delimiter was quoted (`<<"EOF"`, `<<'EOF'`): no expansion of the body.
     pub expand: bool,

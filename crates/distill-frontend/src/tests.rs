@@ -447,3 +447,14 @@ fn original_text_is_the_joined_line() {
     let node = &parsed("RUN a \\\n  b\n").nodes[0];
     assert_eq!(node.original, "RUN a   b");
 }
+
+#[test]
+fn long_non_ascii_lines_keep_exact_positions() {
+    let words = 6_000;
+    let text = format!("LABEL {}\n", "é=1 ".repeat(words));
+    let node = &parsed(&text).nodes[0];
+    assert_eq!(node.args.len(), words * 3);
+    // Each "é=1 " is four characters; the last key starts after `LABEL ` and the others.
+    let last_key = &node.args[(words - 1) * 3];
+    assert_eq!(last_key.pos, Pos::new(1, 7 + 4 * (words as u32 - 1)));
+}
