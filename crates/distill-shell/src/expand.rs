@@ -5,12 +5,16 @@
 //! frontend must agree with BuildKit on every one of them: which error wins when several apply,
 //! that an error met at the end of the input inside `${...}` becomes "missing '}'", that `chs`
 //! names the end of input as U+FFFD, and that the buffer of the word being split is shared by
-//! every nesting level (see [`Expander::stop_on`]). Never panics, never recurses deeper than the
-//! nesting of `${...}` in the input.
+//! every nesting level (see [`Expander::pending`]). Never panics: recursion follows the nesting of
+//! `${...}` words, which is capped at [`MAX_NESTING`] levels (BuildKit, on Go's growable stacks,
+//! has no cap; no real Dockerfile comes near it).
 
 use std::collections::BTreeSet;
 
 use crate::{golang, pattern, Env, Lexer};
+
+/// How deeply `${V<op>word}` may nest inside its own words; a few kilobytes of stack each.
+pub(crate) const MAX_NESTING: usize = 100;
 
 /// What one expansion produced; see [`crate::Expansion`].
 pub(crate) struct Outcome {
@@ -32,6 +36,8 @@ pub(crate) struct Expander<'a> {
     split: bool,
     /// Whether anyone wants the names looked up (`matched`, `unmatched`).
     capture: bool,
+    /// How many `${...}` words enclose the cursor.
+    depth: usize,
     /// The word being accumulated for splitting. BuildKit keeps one such buffer per expansion and
     /// every nested `${...}` clears it, so a `${V<op>...}` drops the part of the split word
     /// written before it (`a${V:-b}` splits to `b`). Kept so that `process_words` agrees.
@@ -64,6 +70,7 @@ impl<'a> Expander<'a> {
             raw_escapes: lexer.raw_escapes,
             split,
             capture,
+            depth: 0,
             pending: String::new(),
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
@@ -339,7 +346,15 @@ impl<'a> Expander<'a> {
     /// The word inside `${...}` up to `stop`. Any error met once the input is exhausted is
     /// reported as `at_end` instead, as BuildKit does.
     fn operand(&mut self, stop: char, raw_escapes: bool, at_end: &str) -> Result<String, String> {
-        match self.stop_on(Some(stop), raw_escapes) {
+        if self.depth == MAX_NESTING {
+            return Err(format!(
+                "substitutions nested more than {MAX_NESTING} levels deep"
+            ));
+        }
+        self.depth += 1;
+        let word = self.stop_on(Some(stop), raw_escapes);
+        self.depth -= 1;
+        match word {
             Ok((word, _)) => Ok(word),
             Err(_) if self.peek().is_none() => Err(at_end.into()),
             Err(err) => Err(err),

@@ -3,14 +3,12 @@
 //! BuildKit turns a pattern into a Go regular expression (`*` → `.*` or `.*?`, `?` → `.`, the rest
 //! literal; no bracket expressions) and lets Go's leftmost-first engine find the match. This
 //! module compiles the pattern into three kinds of token and finds the same match with a small
-//! backtracking search in the same priority order, so the answers agree, including the two
-//! regex details that show through: `*` and `?` never match a newline (`.` in Go), and `${V//p/r}`
+//! NFA simulation that keeps Go's priority order, so the answers agree, including the two regex
+//! details that show through: `*` and `?` never match a newline (`.` in Go), and `${V//p/r}`
 //! expands `$0`/`${name}` in `r` as Go's `ReplaceAllString` does.
 //!
-//! It never builds a regex and never recurses, so hostile patterns cannot blow the stack; failed
-//! search states are remembered, so the work is bounded by pattern × text × text.
-
-use std::collections::HashSet;
+//! It never builds a regex and never recurses; one search takes time proportional to pattern ×
+//! text, as Go's does, whatever the pattern.
 
 use crate::golang;
 
@@ -70,21 +68,16 @@ impl Pattern {
     }
 }
 
-/// A text prepared for searching, with the end of each character's line precomputed.
+/// A text prepared for searching.
 struct Subject {
     chars: Vec<char>,
-    /// `line_end[i]`: index of the first newline at or after `i`, or the length.
-    line_end: Vec<usize>,
 }
 
 impl Subject {
     fn new(text: &str) -> Subject {
-        let chars: Vec<char> = text.chars().collect();
-        let mut line_end = vec![chars.len(); chars.len() + 1];
-        for i in (0..chars.len()).rev() {
-            line_end[i] = if chars[i] == '\n' { i } else { line_end[i + 1] };
+        Subject {
+            chars: text.chars().collect(),
         }
-        Subject { chars, line_end }
     }
 
     fn slice(&self, from: usize, to: usize) -> String {
@@ -92,97 +85,113 @@ impl Subject {
     }
 }
 
-/// A pending choice for one `*`: which end positions remain to be tried.
-struct Choice {
-    token: usize,
+/// One thread of the search: at token `pc` (`tokens.len()` = matched), started at `start`.
+#[derive(Clone, Copy)]
+struct Thread {
+    pc: usize,
     start: usize,
-    /// The last end position tried.
-    current: usize,
-    /// The other bound of the positions this `*` may end at.
-    limit: usize,
 }
 
-/// Searches `subject` for `pattern` the way Go's leftmost-first regexp engine does.
+/// Searches `subject` for `pattern` the way Go's leftmost-first regexp engine does, with a
+/// Pike VM: all alternatives advance together one character at a time, kept in priority order,
+/// so the match found is the one a backtracking search would find first, in time
+/// proportional to pattern × text.
 struct Searcher<'a> {
-    pattern: &'a Pattern,
-    subject: &'a Subject,
+    tokens: &'a [Token],
+    text: &'a [char],
     /// `*` prefers the longest run (`.*`) or the shortest (`.*?`).
     greedy: bool,
-    /// States (token index of a `*`, text position) known to lead to no match.
-    dead: HashSet<(usize, usize)>,
+    current: Vec<Thread>,
+    next: Vec<Thread>,
+    /// `queued[pc]`: a thread at `pc` is already in `next` (a later one would do the same
+    /// with lower priority).
+    queued: Vec<bool>,
 }
 
 impl<'a> Searcher<'a> {
     fn new(pattern: &'a Pattern, subject: &'a Subject, greedy: bool) -> Searcher<'a> {
         Searcher {
-            pattern,
-            subject,
+            tokens: &pattern.tokens,
+            text: &subject.chars,
             greedy,
-            dead: HashSet::new(),
+            current: Vec::new(),
+            next: Vec::new(),
+            queued: vec![false; pattern.tokens.len() + 1],
         }
     }
 
     /// The first match at or after `from` as (start, end), or at `from` only when `anchored`.
     fn find(&mut self, from: usize, anchored: bool) -> Option<(usize, usize)> {
-        let last_start = if anchored {
-            from
-        } else {
-            self.subject.chars.len()
-        };
-        (from..=last_start).find_map(|start| self.match_at(start).map(|end| (start, end)))
+        let mut found = None;
+        self.current.clear();
+        self.next.clear();
+        self.queued.fill(false);
+        self.enqueue(Thread { pc: 0, start: from });
+        for pos in from..=self.text.len() {
+            std::mem::swap(&mut self.current, &mut self.next);
+            self.next.clear();
+            self.queued.fill(false);
+            let ch = self.text.get(pos).copied();
+            for index in 0..self.current.len() {
+                let thread = self.current[index];
+                let Some(&token) = self.tokens.get(thread.pc) else {
+                    // A match; every thread after this one has lower priority.
+                    found = Some((thread.start, pos));
+                    break;
+                };
+                let advanced = match (token, ch) {
+                    (Token::Literal(want), Some(ch)) if ch == want => thread.pc + 1,
+                    (Token::AnyChar, Some(ch)) if ch != '\n' => thread.pc + 1,
+                    (Token::AnyRun, Some(ch)) if ch != '\n' => thread.pc,
+                    _ => continue,
+                };
+                self.enqueue(Thread {
+                    pc: advanced,
+                    start: thread.start,
+                });
+            }
+            // Until a match is found, a match may also start at the next position, with the
+            // lowest priority of all.
+            if found.is_none() && !anchored && pos < self.text.len() {
+                self.enqueue(Thread {
+                    pc: 0,
+                    start: pos + 1,
+                });
+            }
+            if self.next.is_empty() {
+                break;
+            }
+        }
+        found
     }
 
-    /// Where the first match (in backtracking priority order) starting at `start` ends.
-    fn match_at(&mut self, start: usize) -> Option<usize> {
-        let tokens = &self.pattern.tokens;
-        let text = &self.subject.chars;
-        let mut choices: Vec<Choice> = Vec::new();
-        let (mut token, mut pos) = (0, start);
+    /// Adds `thread` to the next step's list, following a `*`'s two ways on in priority
+    /// order: for `.*` first another character of the run, then the rest of the pattern; for
+    /// `.*?` the other way round.
+    fn enqueue(&mut self, thread: Thread) {
+        let mut pc = thread.pc;
         loop {
-            // Walk the deterministic tokens up to the next `*`.
-            let at_run = loop {
-                match tokens.get(token) {
-                    None => return Some(pos),
-                    Some(Token::Literal(ch)) if text.get(pos) == Some(ch) => {}
-                    Some(Token::AnyChar) if text.get(pos).is_some_and(|&ch| ch != '\n') => {}
-                    Some(Token::AnyRun) => break true,
-                    Some(_) => break false,
-                }
-                token += 1;
-                pos += 1;
-            };
-            if at_run && !self.dead.contains(&(token, pos)) {
-                let longest = self.subject.line_end[pos];
-                let (first, limit) = if self.greedy {
-                    (longest, pos)
-                } else {
-                    (pos, longest)
-                };
-                choices.push(Choice {
-                    token,
-                    start: pos,
-                    current: first,
-                    limit,
-                });
-                token += 1;
-                pos = first;
-                continue;
+            if self.queued[pc] {
+                return;
             }
-            // Backtrack to the most recent `*` that still has an end position to try.
-            loop {
-                let choice = choices.last_mut()?;
-                if choice.current != choice.limit {
-                    if self.greedy {
-                        choice.current -= 1;
-                    } else {
-                        choice.current += 1;
-                    }
-                    token = choice.token + 1;
-                    pos = choice.current;
-                    break;
+            self.queued[pc] = true;
+            if self.tokens.get(pc) != Some(&Token::AnyRun) {
+                self.next.push(Thread { pc, ..thread });
+                return;
+            }
+            // The run itself consumes at `pc`; its exit is the token after it. Runs never
+            // follow runs (compile merges them), so the exit is a plain token or the end.
+            let exit = pc + 1;
+            if self.greedy {
+                self.next.push(Thread { pc, ..thread });
+                pc = exit;
+            } else {
+                if !self.queued[exit] {
+                    self.queued[exit] = true;
+                    self.next.push(Thread { pc: exit, ..thread });
                 }
-                self.dead.insert((choice.token, choice.start));
-                choices.pop();
+                self.next.push(Thread { pc, ..thread });
+                return;
             }
         }
     }
@@ -468,8 +477,8 @@ mod tests {
 
     #[test]
     fn long_inputs_stay_fast() {
-        let value = "a".repeat(300);
-        let pattern = "*a".repeat(20) + "b";
+        let value = "a".repeat(20_000);
+        let pattern = "*a".repeat(50) + "b";
         assert_eq!(trim_prefix(&pattern, &value, false).unwrap(), value);
         assert_eq!(replace_all(&pattern, &value, "x").unwrap(), value);
     }

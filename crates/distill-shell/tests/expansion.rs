@@ -652,3 +652,22 @@ fn switches_for_raw_and_partial_expansion() {
         ],
     );
 }
+
+/// Nesting is capped so that hostile input cannot exhaust the stack of the 2 MiB threads
+/// tests run on (BuildKit has no cap; real Dockerfiles nest two or three levels).
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let nested = |levels: usize| "${A:-".repeat(levels) + "x" + &"}".repeat(levels);
+    let lexer = Lexer::new('\\');
+    let env = env(&[]);
+    assert_eq!(lexer.process_word(&nested(100), &env).unwrap(), "x");
+    for levels in [101, 100_000] {
+        let err = lexer.process_word(&nested(levels), &env).unwrap_err();
+        assert_eq!(
+            err.reason(),
+            "substitutions nested more than 100 levels deep"
+        );
+    }
+    let quoted = "\"${A:-".repeat(200) + &"}\"".repeat(200);
+    assert!(lexer.process_words(&quoted, &env).is_err());
+}
