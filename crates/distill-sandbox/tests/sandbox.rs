@@ -729,3 +729,54 @@ fn many_lower_layers_fit_in_the_mount_options() {
     assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
     assert_eq!(stdout.trim(), "150");
 }
+
+#[test]
+fn rootless_snapshotters_give_the_same_diff() {
+    if !e2e("rootless_snapshotters_give_the_same_diff") {
+        return;
+    }
+    let uid = ordinary_user("distill-rootless");
+    let layout = Layout::new();
+    chown_tree(layout.temp.path(), uid);
+    let lower = layout.path("lower");
+    let mut diffs = Vec::new();
+    for kind in ["overlay", "copy"] {
+        let snapshot = layout.path(kind);
+        let output = run_as(
+            uid,
+            &[
+                "run",
+                "--id-map",
+                "single",
+                "--snapshot",
+                snapshot.to_str().expect("utf-8"),
+                "--parent",
+                lower.to_str().expect("utf-8"),
+                "--snapshotter",
+                kind,
+                "--env",
+                "PATH=/bin",
+                "--",
+                "sh",
+                "-c",
+                "rm /etc/passwd; echo x > /etc/new; mkdir /data",
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let upper = snapshot.join("upper");
+        let mut entries = walk(&upper);
+        entries.sort();
+        diffs.push(entries);
+        let new = std::fs::symlink_metadata(upper.join("etc/new")).expect("new file");
+        assert_eq!(new.uid(), uid, "{kind}");
+    }
+    assert_eq!(
+        diffs[0],
+        ["data/", "etc/", "etc/new", "etc/passwd (whiteout)"]
+    );
+    assert_eq!(diffs[0], diffs[1]);
+}

@@ -3,19 +3,24 @@
 //!
 //! ```text
 //! distill-sandbox probe SCRATCH_DIR
-//! distill-sandbox run (--rootfs DIR | [--lower DIR]... --upper DIR --work DIR)
+//! distill-sandbox run (--rootfs DIR | [--lower DIR]... --upper DIR --work DIR
+//!                      | --snapshot DIR [--parent DIR]... [--snapshotter detect|overlay|copy])
 //!     [--network host|none] [--hostname NAME] [--user UID[:GID]] [--cwd DIR] [--env K=V]...
 //!     [--id-map detect|single] [--no-system-mounts] -- COMMAND [ARG]...
 //! ```
 //!
 //! `run` streams the command's output and exits with its exit code (128 + signal if killed);
-//! setup errors exit 125. Like any program embedding the sandbox, `main` first gives the
+//! setup errors exit 125. With `--snapshot`, the step runs on a view prepared in DIR on the
+//! parents (bottom first) and is committed afterwards: the diff is `DIR/upper`. Like any program embedding the sandbox, `main` first gives the
 //! process to the init when it is one.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use distill_sandbox::{IdMapping, NetworkMode, Rootfs, Sandbox, SandboxSpec, Stdio, SystemMounts};
+use distill_sandbox::{
+    IdMapping, NetworkMode, Rootfs, Sandbox, SandboxSpec, Snapshotter, SnapshotterKind, Stdio,
+    SystemMounts,
+};
 
 fn main() -> ExitCode {
     distill_sandbox::init_if_requested();
@@ -65,6 +70,9 @@ fn sandbox() -> Result<Sandbox, String> {
 fn run(args: &[String]) -> Result<u8, String> {
     let mut rootfs_dir = None;
     let mut lower = Vec::new();
+    let mut snapshot = None;
+    let mut parents = Vec::new();
+    let mut snapshotter_kind = None;
     let mut upper = None;
     let mut work = None;
     let mut network = NetworkMode::Host;
@@ -86,6 +94,20 @@ fn run(args: &[String]) -> Result<u8, String> {
             "--rootfs" => rootfs_dir = Some(PathBuf::from(value()?)),
             "--lower" => lower.push(PathBuf::from(value()?)),
             "--upper" => upper = Some(PathBuf::from(value()?)),
+            "--snapshot" => snapshot = Some(PathBuf::from(value()?)),
+            "--parent" => parents.push(PathBuf::from(value()?)),
+            "--snapshotter" => {
+                snapshotter_kind = match value()?.as_str() {
+                    "detect" => None,
+                    "overlay" => Some(SnapshotterKind::Overlay),
+                    "copy" => Some(SnapshotterKind::Copy),
+                    other => {
+                        return Err(format!(
+                            "--snapshotter must be detect, overlay or copy, not {other:?}"
+                        ))
+                    }
+                }
+            }
             "--work" => work = Some(PathBuf::from(value()?)),
             "--network" => {
                 network = match value()?.as_str() {
@@ -115,10 +137,40 @@ fn run(args: &[String]) -> Result<u8, String> {
             other => return Err(format!("unknown option {other:?}")),
         }
     }
-    let rootfs = match (rootfs_dir, upper, work) {
-        (Some(dir), None, None) if lower.is_empty() => Rootfs::Directory(dir),
-        (None, Some(upper), Some(work)) => Rootfs::Overlay { lower, upper, work },
-        _ => return Err("give either --rootfs, or --upper and --work (with --lower)".to_owned()),
+    let mut sandbox = sandbox()?;
+    if single {
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
+        sandbox = sandbox.id_mapping(IdMapping::Single { uid, gid });
+    }
+    let view = match &snapshot {
+        Some(dir) => {
+            let snapshotter = match snapshotter_kind {
+                Some(kind) => Snapshotter::new(&sandbox, kind),
+                None => {
+                    let scratch = dir.with_extension("probe");
+                    Snapshotter::detect(&sandbox, &scratch)
+                        .map_err(|error| error.to_string())?
+                        .0
+                }
+            };
+            Some(
+                snapshotter
+                    .prepare(&parents, dir)
+                    .map_err(|error| error.to_string())?,
+            )
+        }
+        None => None,
+    };
+    let rootfs = match (view.as_ref(), rootfs_dir, upper, work) {
+        (Some(view), None, None, None) if lower.is_empty() => view.rootfs(),
+        (None, Some(dir), None, None) if lower.is_empty() => Rootfs::Directory(dir),
+        (None, None, Some(upper), Some(work)) => Rootfs::Overlay { lower, upper, work },
+        _ => {
+            return Err(
+                "give one of --rootfs, --upper and --work (with --lower), or --snapshot".to_owned(),
+            )
+        }
     };
     let mut spec = SandboxSpec::new(rootfs, command);
     spec.network = network;
@@ -129,18 +181,15 @@ fn run(args: &[String]) -> Result<u8, String> {
     spec.cwd = cwd;
     spec.env = env;
     spec.system_mounts = system_mounts;
-    let mut sandbox = sandbox()?;
-    if single {
-        let uid = rustix::process::getuid().as_raw();
-        let gid = rustix::process::getgid().as_raw();
-        sandbox = sandbox.id_mapping(IdMapping::Single { uid, gid });
-    }
     let running = sandbox
         .spawn(&spec, Stdio::Inherit)
         .map_err(|error| error.to_string())?;
     let status = running
         .wait(&mut |_: distill_sandbox::Stream, _: &[u8]| {})
         .map_err(|error| error.to_string())?;
+    if let Some(view) = view {
+        view.commit().map_err(|error| error.to_string())?;
+    }
     Ok(u8::try_from(status.code()).unwrap_or(255))
 }
 
