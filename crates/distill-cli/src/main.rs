@@ -41,6 +41,9 @@ enum Command {
     /// Make a one-layer image of a root filesystem tarball (like `docker import`)
     Import(cmd::archive::ImportArgs),
 
+    #[command(flatten)]
+    Store(cmd::store::StoreCommand),
+
     /// Tooling hooks for comparing distill with other implementations
     #[command(hide = true, subcommand)]
     Debug(cmd::debug::DebugCommand),
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Save(args) => cmd::archive::save(args, &global),
         Command::Load(args) => cmd::archive::load(args, &global),
         Command::Import(args) => cmd::archive::import(args, &global),
+        Command::Store(command) => cmd::store::run(command, &global),
         Command::Debug(command) => cmd::debug::run(command, &global),
     };
     match result {

@@ -26,9 +26,9 @@ pub enum StoreError {
     TagWithDigest(String),
     #[error("conflict: unable to delete {id} (must be forced) - image is referenced in multiple repositories")]
     ReferencedInMultipleRepositories { id: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Reference(#[from] ReferenceError),
-    #[error("{what} {digest}: {source}")]
+    #[error("malformed {what} {digest}")]
     Format {
         what: &'static str,
         digest: Digest,
@@ -37,7 +37,7 @@ pub enum StoreError {
     },
     #[error("corrupt store file {path}: {message}")]
     Corrupt { path: PathBuf, message: String },
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         action: &'static str,
         path: PathBuf,

@@ -55,3 +55,11 @@ pub use lock::{LockGuard, LockMode};
 pub use refs::ImageRecord;
 pub use snapshot::{PreparedSnapshot, Snapshot, SnapshotMeta};
 pub use store::{Image, Lease, Removal, Store};
+
+/// Seconds since the Unix epoch of an RFC 3339 time (as image configs and histories write
+/// them); `None` if the text is not one.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}

@@ -3,3 +3,4 @@
 pub mod archive;
 pub mod debug;
 pub mod plan;
+pub mod store;
