@@ -31,7 +31,10 @@ pub enum Error {
     #[error("interrupted: the sandboxed command was killed")]
     Cancelled,
     /// The init went away without saying how the command ended.
-    #[error("the sandbox init died unexpectedly ({0})")]
+    #[error(
+        "the sandbox init died unexpectedly ({0})\nhint: the init program must call \
+         distill_sandbox::init_if_requested() first thing in main"
+    )]
     InitDied(String),
     /// Talking to the init failed.
     #[error("sandbox init protocol: {0}")]

@@ -141,7 +141,7 @@ fn enter_user_namespace(socket: BorrowedFd<'_>, ids: &IdMapping) -> Result<(), S
         IdMapping::Host => Ok(()),
         IdMapping::Single { uid, gid } => {
             nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
-                .map_err(|errno| failed("creating a user namespace", errno))?;
+                .map_err(|errno| namespace_failure("creating a user namespace", errno))?;
             write_proc_self("setgroups", "deny")?;
             write_proc_self("uid_map", &format!("0 {uid} 1\n"))?;
             write_proc_self("gid_map", &format!("0 {gid} 1\n"))?;
@@ -149,7 +149,7 @@ fn enter_user_namespace(socket: BorrowedFd<'_>, ids: &IdMapping) -> Result<(), S
         }
         IdMapping::Subordinate { .. } => {
             nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
-                .map_err(|errno| failed("creating a user namespace", errno))?;
+                .map_err(|errno| namespace_failure("creating a user namespace", errno))?;
             proto::send(socket, &Report::UserNamespaceReady)
                 .map_err(|error| failed("asking for id maps", error))?;
             match proto::receive::<MapAnswer>(socket) {
@@ -164,8 +164,26 @@ fn enter_user_namespace(socket: BorrowedFd<'_>, ids: &IdMapping) -> Result<(), S
 }
 
 fn write_proc_self(file: &str, content: &str) -> Result<(), String> {
-    std::fs::write(Path::new("/proc/self").join(file), content)
-        .map_err(|error| failed(format!("writing /proc/self/{file}"), error))
+    std::fs::write(Path::new("/proc/self").join(file), content).map_err(|error| {
+        let errno = nix::errno::Errno::from_raw(error.raw_os_error().unwrap_or(0));
+        namespace_failure(&format!("writing /proc/self/{file}"), errno)
+    })
+}
+
+/// A namespace operation's error, with what usually causes it.
+fn namespace_failure(what: &str, errno: nix::errno::Errno) -> String {
+    let mut message = failed(what, errno);
+    if matches!(
+        errno,
+        nix::errno::Errno::EPERM | nix::errno::Errno::ENOSPC | nix::errno::Errno::EACCES
+    ) {
+        message.push_str(
+            "\nhint: namespaces may be disabled here: check the sysctls user.max_user_namespaces, \
+             kernel.unprivileged_userns_clone (Debian) and kernel.apparmor_restrict_unprivileged_userns \
+             (Ubuntu); in a container, its seccomp profile must allow unshare (or run it privileged)",
+        );
+    }
+    message
 }
 
 fn probe_overlay(
@@ -226,7 +244,7 @@ fn outer(socket: BorrowedFd<'_>, spec: &SandboxSpec, ids: &IdMapping) -> Result<
     if spec.network == NetworkMode::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    nix::sched::unshare(flags).map_err(|errno| failed("creating namespaces", errno))?;
+    nix::sched::unshare(flags).map_err(|errno| namespace_failure("creating namespaces", errno))?;
     if spec.network == NetworkMode::None {
         crate::net::bring_up_loopback()?;
     }

@@ -665,10 +665,19 @@ impl RootBuilder {
     }
 
     fn mount_dev(&mut self, ids: &IdMapping) -> SetupResult<()> {
-        let hosts = DEVICES
-            .iter()
-            .map(|name| open_host(&Path::new("/dev").join(name), false))
-            .collect::<SetupResult<Vec<_>>>()?;
+        // A device the host lacks (no /dev/tty in some containers) is left out.
+        let mut hosts = Vec::new();
+        for name in DEVICES {
+            match rustix::fs::open(
+                Path::new("/dev").join(name),
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => hosts.push((name, fd)),
+                Err(Errno::NOENT) => {}
+                Err(errno) => return Err(failed(format!("opening the host's /dev/{name}"), errno)),
+            }
+        }
         let dev = Path::new("/dev");
         let target = self.ensure(dev, Kind::Dir)?;
         self.mount_on(
@@ -682,7 +691,7 @@ impl RootBuilder {
         let dev_fd = self
             .open(Path::new("dev"))
             .map_err(|errno| failed("opening the new /dev", errno))?;
-        for (name, host) in DEVICES.iter().zip(&hosts) {
+        for (name, host) in &hosts {
             let node = rustix::fs::openat(
                 &dev_fd,
                 *name,

@@ -780,3 +780,68 @@ fn rootless_snapshotters_give_the_same_diff() {
     );
     assert_eq!(diffs[0], diffs[1]);
 }
+
+/// Pids of processes whose command line is exactly `args`.
+fn processes_running(args: &[&str]) -> Vec<u32> {
+    let wanted: Vec<u8> = args.iter().flat_map(|arg| arg.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| cmdline == wanted)
+        })
+        .collect()
+}
+
+#[test]
+fn sandbox_dies_with_its_caller() {
+    if !e2e("sandbox_dies_with_its_caller") {
+        return;
+    }
+    let layout = Layout::new();
+    let (lower, upper, work) = (
+        layout.path("lower"),
+        layout.path("upper"),
+        layout.path("work"),
+    );
+    let marker = ["sleep", "4242"];
+    let mut caller = Command::new(DRIVER)
+        .args([
+            "run",
+            "--lower",
+            lower.to_str().expect("utf-8"),
+            "--upper",
+            upper.to_str().expect("utf-8"),
+        ])
+        .args([
+            "--work",
+            work.to_str().expect("utf-8"),
+            "--env",
+            "PATH=/bin",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg("sleep 4242 & sleep 4242")
+        .spawn()
+        .expect("driver");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_running(&marker).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the sandboxed sleeps never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The caller is killed outright: no chance to clean up itself.
+    caller.kill().expect("kill the caller");
+    caller.wait().expect("reap the caller");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_running(&marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "sandboxed processes outlived their caller"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -53,6 +53,18 @@ fn probe(args: &[String]) -> Result<u8, String> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("kernel: {}", release.trim());
     println!("id mapping: {}", sandbox.ids().describe());
+    for helper in ["newuidmap", "newgidmap"] {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join(helper))
+            .find(|path| path.is_file());
+        match found {
+            Some(path) => println!("{helper}: {}", path.display()),
+            None => println!("{helper}: absent"),
+        }
+    }
+    let max_user_namespaces =
+        std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap_or_default();
+    println!("user.max_user_namespaces: {}", max_user_namespaces.trim());
     match sandbox
         .probe_overlay(&PathBuf::from(scratch))
         .map_err(|error| error.to_string())?
