@@ -12,6 +12,13 @@
 //! prepares a writable view on parent snapshots and commits its diff in overlayfs's upper
 //! directory format, by overlayfs or by copying.
 //!
+//! Machine requirements, detected at run time rather than assumed: Linux ≥ 5.6 (`openat2`,
+//! pidfds); as an ordinary user, unprivileged user namespaces enabled and, for overlayfs in
+//! them, Linux ≥ 5.11 (otherwise [`Snapshotter::detect`] picks the copying snapshotter, which
+//! needs Linux ≥ 5.8 to write whiteouts unprivileged); `newuidmap`/`newgidmap` and
+//! `/etc/subuid`/`/etc/subgid` ranges for more than one id. Not done here: cgroups (resource
+//! limits), seccomp filters, a terminal inside the sandbox (`distill run -t`).
+//!
 //! This crate never forks a threaded process (the init is a fresh `exec`), never follows a
 //! symlink from inside a root out of it, and never leaves a mount behind: every mount lives
 //! in the sandbox's mount namespace and vanishes with it.

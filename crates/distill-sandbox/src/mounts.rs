@@ -129,13 +129,18 @@ pub(crate) fn mount_overlay(
         Some(&options),
     )
     .map_err(|errno| {
-        failed(
-            format!(
-                "mounting overlayfs ({} lower directories) on {}",
-                lower.len(),
-                upper.display()
-            ),
-            errno,
+        format!(
+            "{}\nhint: overlayfs refuses this filesystem as upper directory (overlayfs, some \
+             network filesystems) or this kernel in a user namespace (Linux < 5.11); \
+             Snapshotter::detect falls back to the copying snapshotter",
+            failed(
+                format!(
+                    "mounting overlayfs ({} lower directories) on {}",
+                    lower.len(),
+                    upper.display()
+                ),
+                errno,
+            )
         )
     })
 }

@@ -845,3 +845,34 @@ fn sandbox_dies_with_its_caller() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn parallel_runs_from_threads() {
+    if !e2e("parallel_runs_from_threads") {
+        return;
+    }
+    let layouts: Vec<Layout> = (0..4).map(|_| Layout::new()).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = layouts
+            .iter()
+            .enumerate()
+            .map(|(index, layout)| {
+                scope.spawn(move || {
+                    let script = format!("echo run {index} > /which; cat /which");
+                    run(&layout.spec(&script))
+                })
+            })
+            .collect();
+        for (index, handle) in handles.into_iter().enumerate() {
+            let (status, stdout, stderr) = handle.join().expect("thread");
+            assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
+            assert_eq!(stdout, format!("run {index}\n"));
+        }
+    });
+    for (index, layout) in layouts.iter().enumerate() {
+        assert_eq!(
+            std::fs::read_to_string(layout.path("upper/which")).expect("which"),
+            format!("run {index}\n")
+        );
+    }
+}
