@@ -98,6 +98,43 @@ impl IdMapping {
         }
     }
 
+    /// The host uid that sandbox uid `inside` is (`None`: not mapped).
+    pub fn host_uid(&self, inside: u32) -> Option<u32> {
+        match self {
+            IdMapping::Host => Some(inside),
+            IdMapping::Single { uid, .. } => (inside == 0).then_some(*uid),
+            IdMapping::Subordinate { uid_ranges, .. } => translate(uid_ranges, inside, true),
+        }
+    }
+
+    /// The host gid that sandbox gid `inside` is (`None`: not mapped).
+    pub fn host_gid(&self, inside: u32) -> Option<u32> {
+        match self {
+            IdMapping::Host => Some(inside),
+            IdMapping::Single { gid, .. } => (inside == 0).then_some(*gid),
+            IdMapping::Subordinate { gid_ranges, .. } => translate(gid_ranges, inside, true),
+        }
+    }
+
+    /// The sandbox uid that host uid `outside` appears as (`None`: it shows as the overflow
+    /// id, 65534). What a layer writer needs to record a file written by a step.
+    pub fn sandbox_uid(&self, outside: u32) -> Option<u32> {
+        match self {
+            IdMapping::Host => Some(outside),
+            IdMapping::Single { uid, .. } => (outside == *uid).then_some(0),
+            IdMapping::Subordinate { uid_ranges, .. } => translate(uid_ranges, outside, false),
+        }
+    }
+
+    /// The sandbox gid that host gid `outside` appears as (`None`: unmapped).
+    pub fn sandbox_gid(&self, outside: u32) -> Option<u32> {
+        match self {
+            IdMapping::Host => Some(outside),
+            IdMapping::Single { gid, .. } => (outside == *gid).then_some(0),
+            IdMapping::Subordinate { gid_ranges, .. } => translate(gid_ranges, outside, false),
+        }
+    }
+
     /// A one-line description for reports and errors.
     pub fn describe(&self) -> String {
         match self {
@@ -116,6 +153,21 @@ impl IdMapping {
             ),
         }
     }
+}
+
+/// `id` through `ranges`, from inside to outside (`outward`) or back.
+fn translate(ranges: &[IdRange], id: u32, outward: bool) -> Option<u32> {
+    ranges.iter().find_map(|range| {
+        let (from, to) = if outward {
+            (range.inside, range.outside)
+        } else {
+            (range.outside, range.inside)
+        };
+        let offset = id.checked_sub(from)?;
+        (offset < range.count)
+            .then(|| to.checked_add(offset))
+            .flatten()
+    })
 }
 
 fn covers(ranges: &[IdRange], id: u32) -> bool {
@@ -263,6 +315,20 @@ mod tests {
             newgidmap: "/usr/bin/newgidmap".into(),
         };
         assert!(mapping.maps_uid(65546));
+        assert_eq!(mapping.host_uid(0), Some(1000));
+        assert_eq!(mapping.host_uid(5), Some(100004));
+        assert_eq!(mapping.host_uid(65537), Some(300000));
+        assert_eq!(mapping.host_uid(65547), None);
+        assert_eq!(mapping.sandbox_uid(100004), Some(5));
+        assert_eq!(mapping.sandbox_uid(1000), Some(0));
+        assert_eq!(mapping.sandbox_uid(99999), None);
+        let single = IdMapping::Single {
+            uid: 1000,
+            gid: 1000,
+        };
+        assert_eq!(single.sandbox_gid(1000), Some(0));
+        assert_eq!(single.host_uid(1), None);
+        assert_eq!(IdMapping::Host.sandbox_uid(42), Some(42));
         assert!(!mapping.maps_uid(65547));
         assert!(IdMapping::Single { uid: 5, gid: 5 }.maps_gid(0));
         assert!(!IdMapping::Single { uid: 5, gid: 5 }.maps_gid(5));
