@@ -157,7 +157,9 @@ impl Lexer {
 
     /// Expands `word` and splits the result into words (BuildKit's `ProcessWords`): white space
     /// from the word itself or from a variable's value separates words, quoted or escaped white
-    /// space does not, and empty words are dropped (`""` alone gives no word).
+    /// space does not, and empty words are dropped (`""` alone gives no word). Like BuildKit
+    /// (whose lexer shares one buffer between nesting levels), the part of a word written before
+    /// a `${V<op>...}` is lost: `a${V:-b}c` gives `bc` here but `abc` from `process_word`.
     pub fn process_words(&self, word: &str, env: &dyn Env) -> Result<Vec<String>, ExpandError> {
         self.run(word, env, true, false)
             .map(|expansion| expansion.words)
