@@ -121,8 +121,8 @@ impl Pattern {
     pub(crate) fn matches(&self, path: &[u8]) -> bool {
         let text = self.text.as_bytes();
         match &self.form {
-            Form::Exact => path == text,
-            Form::Prefix(len) => path.starts_with(&text[..*len]),
+            Form::Exact => same(path, text),
+            Form::Prefix(len) => has_prefix(path, &text[..*len]),
             Form::Suffix => suffix_matches(path, &text[2..]),
             Form::Glob(program) => program.matches(path, Mode::Whole),
         }
@@ -133,11 +133,11 @@ impl Pattern {
         let text = self.text.as_bytes();
         match &self.form {
             Form::Exact => {
-                path.starts_with(text) && (path.len() == text.len() || path[text.len()] == b'/')
+                has_prefix(path, text) && (path.len() == text.len() || path[text.len()] == b'/')
             }
             // A parent starting with the prefix makes the path start with it too.
-            Form::Prefix(len) => path.starts_with(&text[..*len]),
-            Form::Suffix => ends(path).any(|end| suffix_matches(&path[..end], &text[2..])),
+            Form::Prefix(len) => has_prefix(path, &text[..*len]),
+            Form::Suffix => any_end(path, |end| suffix_matches(&path[..end], &text[2..])),
             Form::Glob(program) => program.matches(path, Mode::SelfOrParent),
         }
     }
@@ -169,16 +169,38 @@ impl Pattern {
 
 /// `**S` matching as patternmatcher's suffix shortcut does it.
 fn suffix_matches(path: &[u8], suffix: &[u8]) -> bool {
-    path.ends_with(suffix) || (suffix.first() == Some(&b'/') && path == &suffix[1..])
+    has_suffix(path, suffix) || (suffix.first() == Some(&b'/') && same(path, &suffix[1..]))
 }
 
-/// The lengths of `path`'s parent directories and of `path` itself (each end of a name).
-fn ends(path: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    path.iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'/' && i > 0)
-        .map(|(i, _)| i)
-        .chain(std::iter::once(path.len()))
+// Byte comparisons written out: the strings compared are short and usually differ in their
+// first (or, for suffixes, last) byte, where a call to `memcmp` costs more than the comparison.
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+fn has_prefix(path: &[u8], prefix: &[u8]) -> bool {
+    path.len() >= prefix.len() && path.iter().zip(prefix).all(|(x, y)| x == y)
+}
+
+fn has_suffix(path: &[u8], suffix: &[u8]) -> bool {
+    path.len() >= suffix.len()
+        && path
+            .iter()
+            .rev()
+            .zip(suffix.iter().rev())
+            .all(|(x, y)| x == y)
+}
+
+/// Whether `test` holds for the length of one of `path`'s parent directories or of `path`
+/// itself (for each end of a name in it, that is).
+fn any_end(path: &[u8], mut test: impl FnMut(usize) -> bool) -> bool {
+    for (end, &byte) in path.iter().enumerate().skip(1) {
+        if byte == b'/' && test(end) {
+            return true;
+        }
+    }
+    test(path.len())
 }
 
 /// What one character of the pattern became while reading it.
@@ -447,13 +469,18 @@ impl Program {
         let (mut start_state, mut start_pos) = (0, 0);
         if mode != Mode::Alive {
             // Cheap rejections before running the automaton: most paths fail here.
-            if !path.starts_with(&self.prefix) {
+            if !has_prefix(path, &self.prefix) {
                 return false;
             }
             if !self.suffix.is_empty() {
                 let possible = match mode {
-                    Mode::Whole => path.ends_with(&self.suffix),
-                    _ => ends(path).any(|end| path[..end].ends_with(&self.suffix)),
+                    Mode::Whole => has_suffix(path, &self.suffix),
+                    _ => {
+                        let last = self.suffix[self.suffix.len() - 1];
+                        any_end(path, |end| {
+                            end > 0 && path[end - 1] == last && has_suffix(&path[..end], &self.suffix)
+                        })
+                    }
                 };
                 if !possible {
                     return false;
