@@ -87,6 +87,12 @@ fn simple_lowercase(ch: char) -> char {
 pub(crate) fn quote_into(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
+    push_escaped(out, s);
+    out.push('"');
+}
+
+/// The inside of Go's quoted form of `s`.
+fn push_escaped(out: &mut String, s: &str) {
     for ch in s.chars() {
         match ch {
             '"' => out.push_str("\\\""),
@@ -110,6 +116,18 @@ pub(crate) fn quote_into(out: &mut String, s: &str) {
                 };
                 out.push_str(&escaped);
             }
+        }
+    }
+}
+
+/// Appends `bytes` quoted as Go's `strconv.Quote` quotes a string holding them: each byte
+/// that is not part of valid UTF-8 is written `\xNN`.
+pub(crate) fn quote_bytes_into(out: &mut String, bytes: &[u8]) {
+    out.push('"');
+    for chunk in bytes.utf8_chunks() {
+        push_escaped(out, chunk.valid());
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
         }
     }
     out.push('"');
@@ -139,6 +157,16 @@ mod tests {
         // Combining marks are printable in Go.
         assert_eq!(quote("e\u{301}"), "\"e\u{301}\"");
         assert_eq!(quote("\u{2028}\u{3000}"), r#""\u2028\u3000""#);
+    }
+
+    #[test]
+    fn quote_bytes_escapes_invalid_utf8() {
+        let mut out = String::new();
+        quote_bytes_into(&mut out, b"CMD\xc2");
+        assert_eq!(out, r#""CMD\xc2""#);
+        out.clear();
+        quote_bytes_into(&mut out, b"\xe4\xa0x\xff\"\n");
+        assert_eq!(out, r#""\xe4\xa0x\xff\"\n""#);
     }
 
     #[test]

@@ -465,6 +465,8 @@ fn maybe_json_to_list(text: Text<'_>) -> Result<(Vec<Piece>, bool), SplitError> 
 }
 
 /// HEALTHCHECK: the first word (found byte by byte, as BuildKit does), then CMD's splitting.
+/// Where BuildKit's byte search stops inside a character (at a 0x85 or 0xA0 continuation
+/// byte), the type keeps the whole character; the dump cuts it back to BuildKit's bytes.
 fn health_config(text: Text<'_>) -> Result<(Vec<Piece>, bool), SplitError> {
     let bytes = text.s.as_bytes();
     let mut sep = bytes

@@ -420,6 +420,23 @@ fn non_ascii_flags_read_byte_by_byte() {
         dump_of("COPY --chown=é a b\n"),
         "(copy [\"--chown=Ã©\"] \"a\" \"b\")\n"
     );
+    // ... so the second byte of a no-break space ends the flag.
+    assert_eq!(
+        dump_of("COPY --chown=a\u{a0}b c\n"),
+        "(copy [\"--chown=aÂ\"] \"b\" \"c\")\n"
+    );
+    // Unicode spaces separate ENV words.
+    assert_eq!(
+        dump_of("ENV a=b\u{a0}c=d\n"),
+        "(env \"a\" \"b\" \"=\" \"c\" \"d\" \"=\")\n"
+    );
+}
+
+#[test]
+fn healthcheck_type_is_cut_where_buildkit_cuts_it() {
+    let dockerfile = parsed("HEALTHCHECK CMD\u{a0}curl x\n");
+    assert_eq!(dump(&dockerfile), "(healthcheck \"CMD\\xc2\" \"curl x\")\n");
+    assert_eq!(dockerfile.nodes[0].args[0].value, "CMD\u{a0}");
 }
 
 #[test]
