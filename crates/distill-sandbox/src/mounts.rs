@@ -93,6 +93,47 @@ pub(crate) fn overlay_options(
     options
 }
 
+/// Mounts an overlay with `volatile` (Linux ≥ 5.10) when the kernel knows it, else without.
+///
+/// A step's upper directory is scratch until its diff is packed into a layer (which the store
+/// makes durable), while the `syncfs` overlayfs does on unmount flushes the whole filesystem
+/// the snapshots live on: under other I/O that costs tens of milliseconds to seconds per step.
+/// The price, after a crash, is an upper directory that cannot be mounted again; a step's
+/// directory is never mounted twice.
+fn mount_overlay_volatile(target: &str, options: &str) -> nix::Result<()> {
+    let volatile = format!("{options},volatile");
+    match mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&volatile),
+    ) {
+        Err(nix::errno::Errno::EINVAL) => mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(options),
+        ),
+        outcome => outcome,
+    }
+}
+
+/// Removes the marker an earlier `volatile` mount left in overlayfs's work directory, without
+/// which the kernel refuses to mount the same upper directory again. The upper directory's
+/// contents are the caller's to trust: the sandbox only guarantees them once a run returned.
+fn forget_volatile_mount(work: &OwnedFd) {
+    let _ = rustix::fs::unlinkat(
+        work,
+        "work/incompat/volatile/dirty",
+        rustix::fs::AtFlags::empty(),
+    );
+    for leftover in ["work/incompat/volatile", "work/incompat"] {
+        let _ = rustix::fs::unlinkat(work, leftover, rustix::fs::AtFlags::REMOVEDIR);
+    }
+}
+
 /// Whether overlayfs must keep its markers in `user.overlay.*` xattrs: in any user namespace
 /// but the initial one, `trusted.*` xattrs cannot be written.
 pub(crate) fn needs_userxattr(ids: &IdMapping) -> bool {
@@ -120,15 +161,9 @@ pub(crate) fn mount_overlay(
         .collect::<SetupResult<Vec<_>>>()?;
     let upper_fd = open_host(upper, true)?;
     let work_fd = open_host(work, true)?;
+    forget_volatile_mount(&work_fd);
     let options = overlay_options(&lower_fds, upper_fd.as_fd(), work_fd.as_fd(), userxattr);
-    mount(
-        Some("overlay"),
-        &fd_path(upper_fd.as_fd()),
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&options),
-    )
-    .map_err(|errno| {
+    mount_overlay_volatile(&fd_path(upper_fd.as_fd()), &options).map_err(|errno| {
         format!(
             "{}\nhint: overlayfs refuses this filesystem as upper directory (overlayfs, some \
              network filesystems) or this kernel in a user namespace (Linux < 5.11); \
@@ -565,14 +600,8 @@ impl RootBuilder {
         })?;
         let lower = [source_fd];
         let options = overlay_options(&lower, dirs[0].as_fd(), dirs[1].as_fd(), userxattr);
-        self.mount_on(
-            &scratch,
-            target,
-            Some("overlay"),
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(&options),
-        )
+        mount_overlay_volatile(&fd_path(scratch.as_fd()), &options)
+            .map_err(|errno| failed(format!("mounting overlayfs on {}", target.display()), errno))
     }
 
     fn mount_all(&mut self, spec: &SandboxSpec, ids: &IdMapping) -> SetupResult<()> {

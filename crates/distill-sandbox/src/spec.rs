@@ -19,6 +19,9 @@ pub enum Rootfs {
     /// scratch directory and must be on the same filesystem as `upper`. With no lower
     /// directory, `upper` is used directly. Whiteouts and opaque directories in the lower
     /// directories follow overlayfs's format (character device 0/0, `*.overlay.opaque` xattr).
+    /// The overlay is mounted `volatile` where the kernel supports it: nothing forces the
+    /// upper directory to disk, so a crash during a run can leave it half-written (the layer
+    /// the caller makes of it is what must be durable).
     Overlay {
         lower: Vec<PathBuf>,
         upper: PathBuf,
