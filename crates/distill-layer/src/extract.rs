@@ -809,11 +809,16 @@ impl Extractor {
         Ok(())
     }
 
-    /// Sets directories' modes and mtimes, deepest last-written first, now that nothing more
-    /// will be created in them. A directory replaced or removed since is skipped.
+    /// Sets directories' modes and mtimes, children before parents, now that nothing more will
+    /// be created in them. When a directory appears twice, its last entry wins; a directory
+    /// replaced or removed since is skipped.
     fn finish_directories(&mut self) -> Result<(), LayerError> {
         let pending = std::mem::take(&mut self.pending_dirs);
+        let mut done: HashSet<&[Vec<u8>]> = HashSet::new();
         for dir in pending.iter().rev() {
+            if !done.insert(dir.path.as_slice()) {
+                continue;
+            }
             let Some((name, parents)) = dir.path.split_last() else {
                 continue;
             };

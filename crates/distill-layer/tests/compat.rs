@@ -50,7 +50,6 @@ fn go_archive_tar_writes_the_same_bytes() {
         .arg("run")
         .arg(reference)
         .arg(&source)
-        .env("GOFLAGS", "-mod=mod")
         .env("GO111MODULE", "off"));
     let mut ours = Vec::new();
     let options = TreeOptions::new().xattrs(Xattrs::CapabilitiesOnly);
@@ -192,4 +191,36 @@ with tarfile.open(sys.argv[1]) as archive:
         assert!(line("etc/hostname").contains("|3000000|"));
         assert!(line("usr/bin/ping").contains("SCHILY.xattr.security.capability"));
     }
+}
+
+#[test]
+fn go_gzip_reads_parallel_gzip_as_one_member() {
+    if Command::new("go").arg("version").output().is_err() {
+        eprintln!("skipped: the Go toolchain is not installed");
+        return;
+    }
+    let scratch = Scratch::new("go-gzip");
+    let source = scratch.dir("source");
+    build_tree(&source);
+    add_big_file(&source);
+    let blob = scratch.join("layer.tar.gz");
+    let compression = Compression::gzip().with_threads(NonZeroUsize::new(2).unwrap());
+    let layer = write_layer(
+        &source,
+        &TreeOptions::new(),
+        fs::File::create(&blob).unwrap(),
+        compression,
+    )
+    .unwrap();
+    assert!(layer.uncompressed_size > 2 << 20, "several gzip blocks");
+    let program = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/go/gunzip_single.go");
+    let output = run(Command::new("go")
+        .arg("run")
+        .arg(program)
+        .env("GO111MODULE", "off")
+        .stdin(fs::File::open(&blob).unwrap()));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim(),
+        layer.diff_id.to_string()
+    );
 }

@@ -5,6 +5,7 @@ mod common;
 
 use std::fs;
 use std::num::NonZeroUsize;
+use std::path::Path;
 
 use common::{build_tree, is_root, set_mtime, snapshot, Scratch};
 use distill_layer::{extract, write_layer, Compression, ExtractOptions, TreeOptions, Xattrs};
@@ -98,4 +99,43 @@ fn capabilities_only_drops_other_xattrs() {
         let needle = b"SCHILY.xattr.security.capability=";
         assert!(blob.windows(needle.len()).any(|w| w == needle));
     }
+}
+
+/// tmpfs lists a directory newest first, so two trees made in opposite orders are listed in
+/// opposite orders: the layers must still be identical.
+#[test]
+fn directory_listing_order_does_not_matter() {
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        eprintln!("skipped: no tmpfs at /dev/shm to control listing order");
+        return;
+    }
+    let scratch = Scratch(shm.join(format!("distill-layer-order-{}", std::process::id())));
+    let _ = fs::remove_dir_all(scratch.path());
+    let names = ["b", "a", "c-d", "c", "c.d", "\u{e9}"];
+    let make = |root: &Path, order: &mut dyn Iterator<Item = &&str>| {
+        fs::create_dir_all(root).unwrap();
+        for name in order {
+            fs::create_dir_all(root.join(name)).unwrap();
+            fs::write(root.join(name).join("file"), name.as_bytes()).unwrap();
+        }
+    };
+    let forward = scratch.0.join("forward");
+    let backward = scratch.0.join("backward");
+    make(&forward, &mut names.iter());
+    make(&backward, &mut names.iter().rev());
+    let listed = |root: &Path| -> Vec<_> {
+        fs::read_dir(root)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect()
+    };
+    if listed(&forward) == listed(&backward) {
+        eprintln!("skipped: this tmpfs lists both trees in the same order");
+        return;
+    }
+    let options = TreeOptions::new().timestamps(distill_layer::Timestamps::Set(0));
+    let a = write_layer(&forward, &options, Vec::new(), Compression::None).unwrap();
+    let b = write_layer(&backward, &options, Vec::new(), Compression::None).unwrap();
+    assert_eq!(a.diff_id, b.diff_id);
 }

@@ -73,7 +73,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     let mut inodes: BTreeMap<(u64, u64), String> = BTreeMap::new();
     let mut paths = Vec::new();
-    collect(root, root, &mut paths);
+    collect(root, &mut paths);
     paths.sort();
     for path in paths {
         let relative = path
@@ -144,13 +144,13 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Node> {
     out
 }
 
-fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let is_dir = fs::symlink_metadata(&path).unwrap().is_dir();
         out.push(path.clone());
         if is_dir {
-            collect(root, &path, out);
+            collect(&path, out);
         }
     }
 }
@@ -199,7 +199,7 @@ pub fn set_mtime(path: &Path, mtime: i64) {
 /// Every path that exists under `dir`, for "nothing was written outside" checks.
 pub fn listing(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    collect(dir, dir, &mut out);
+    collect(dir, &mut out);
     out.sort();
     out
 }
@@ -238,7 +238,7 @@ pub fn build_tree(root: &Path) {
     );
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &root.join("fifo"),
+        root.join("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o640),
         0,
@@ -256,7 +256,7 @@ pub fn build_tree(root: &Path) {
         );
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &root.join("null"),
+            root.join("null"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::from_raw_mode(0o666),
             rustix::fs::makedev(1, 3),
@@ -264,7 +264,7 @@ pub fn build_tree(root: &Path) {
         .unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &root.join("loop9"),
+            root.join("loop9"),
             rustix::fs::FileType::BlockDevice,
             rustix::fs::Mode::from_raw_mode(0o660),
             rustix::fs::makedev(7, 9),
