@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use distill_frontend::{Diagnostic, Dockerfile, Heredoc, Node, Pos, Source, Word};
 
-use crate::duration::parse_go_duration;
 use crate::flags::{self, Flags};
+use crate::golang::{parse_duration, parse_int};
 use crate::mount::{self, shift, Mount};
 use crate::suggest;
 
@@ -707,7 +707,7 @@ impl NodeParser<'_> {
             None => None,
             Some(word) if word.value.is_empty() => None,
             Some(word) => {
-                let retries: i64 = parse_go_int(&word.value).ok_or_else(|| {
+                let retries: i64 = parse_int(&word.value).ok_or_else(|| {
                     self.error(
                         word.pos,
                         format!("--retries expects a whole number, not {:?}", word.value),
@@ -746,7 +746,7 @@ impl NodeParser<'_> {
         if word.value.is_empty() {
             return Ok(None);
         }
-        let nanos = parse_go_duration(&word.value).map_err(|why| {
+        let nanos = parse_duration(&word.value).map_err(|why| {
             self.error(word.pos, format!("--{name}: {why}"))
                 .with_hint("write a duration such as 30s, 1m30s or 500ms")
         })?;
@@ -789,13 +789,35 @@ impl NodeParser<'_> {
     }
 }
 
-/// Go's `strconv.ParseInt(s, 10, 64)`: optional sign, decimal digits.
-fn parse_go_int(text: &str) -> Option<i64> {
-    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// Parses an ONBUILD trigger found in a base image's config (its `OnBuild` entries) as
+/// BuildKit does: the text must be one instruction, which may not be FROM (nor ONBUILD or
+/// MAINTAINER, which no trigger can be written as).
+pub fn parse_trigger(text: &str) -> Result<Instruction, Diagnostic> {
+    let source = Source::new("ONBUILD trigger of the base image", text);
+    let dockerfile = distill_frontend::parse(&source)?;
+    let mut nodes = dockerfile.nodes.into_iter();
+    let (Some(node), None) = (nodes.next(), nodes.next()) else {
+        return Err(Diagnostic::file(
+            &source,
+            "onbuild trigger should be a single expression",
+        ));
+    };
+    let pos = node.pos;
+    let instruction = parse_instruction(node, &source)?;
+    if matches!(
+        instruction.command,
+        Command::From(_) | Command::Onbuild(_) | Command::Maintainer(_)
+    ) {
+        return Err(Diagnostic::at(
+            &source,
+            pos,
+            format!(
+                "{} isn't allowed as an ONBUILD trigger",
+                instruction.keyword()
+            ),
+        ));
     }
-    text.parse().ok()
+    Ok(instruction)
 }
 
 /// A word that opens a here-document (`<<EOF`, `<<-EOF`, `2<<"EOF"`), as BuildKit's

@@ -15,9 +15,9 @@
 //! ([`Plan::initial_vars`]), to get each instruction with its variables expanded.
 
 mod args;
-mod duration;
 pub mod expand;
 mod flags;
+mod golang;
 pub mod instruction;
 mod mount;
 mod plan;
@@ -29,8 +29,9 @@ mod suggest;
 pub use args::{BuildArgs, PROXY_ARGS};
 pub use expand::{expand_instruction, Vars};
 pub use instruction::{
-    parse_instruction, parse_instructions, Add, ArgDecl, Check, Command, CommandLine, Copy, From,
-    Healthcheck, Instruction, KeyValue, Network, Run, RunMount, Security, SourcesAndDest,
+    parse_instruction, parse_instructions, parse_trigger, Add, ArgDecl, Check, Command,
+    CommandLine, Copy, From, Healthcheck, Instruction, KeyValue, Network, Run, RunMount, Security,
+    SourcesAndDest,
 };
 pub use mount::{parse_mount, Mount, MountType, Sharing};
 pub use plan::{

@@ -9,6 +9,7 @@
 
 use distill_frontend::{Diagnostic, Pos, Source, Word};
 
+use crate::golang::parse_bool;
 use crate::suggest;
 
 /// What a mount provides to the command.
@@ -295,15 +296,15 @@ pub fn parse_mount(
             "source" | "src" => mount.source = Some(value),
             "target" | "dst" | "destination" => mount.target = Some(value),
             "readonly" | "ro" => {
-                mount.read_only = go_bool(&value).ok_or_else(invalid_value)?;
+                mount.read_only = parse_bool(&value).ok_or_else(invalid_value)?;
                 read_only_given = true;
             }
             "readwrite" | "rw" => {
-                mount.read_only = !go_bool(&value).ok_or_else(invalid_value)?;
+                mount.read_only = !parse_bool(&value).ok_or_else(invalid_value)?;
                 read_only_given = true;
             }
             "required" if matches!(mount.kind, MountType::Secret | MountType::Ssh) => {
-                mount.required = go_bool(&value).ok_or_else(invalid_value)?;
+                mount.required = parse_bool(&value).ok_or_else(invalid_value)?;
             }
             "required" => return Err(unexpected_key(source, &field, "required", mount.kind)),
             "size" if mount.kind == MountType::Tmpfs => {
@@ -423,15 +424,6 @@ fn unexpected_key(source: &Source, field: &Field, key: &str, kind: MountType) ->
         "size" => "size= applies to tmpfs mounts; put type= first",
         _ => "required applies to secret and ssh mounts; put type= first",
     })
-}
-
-/// Go's `strconv.ParseBool`.
-fn go_bool(text: &str) -> Option<bool> {
-    match text {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 /// docker/go-units' `RAMInBytes`: a number with an optional binary suffix (`64m`, `1.5GiB`).

@@ -16,6 +16,7 @@ use distill_shell::Lexer;
 
 use crate::args::{predefined_args, BuildArgs, NON_ENV_ARGS};
 use crate::expand::{expand_instruction, expand_word, Vars};
+use crate::golang::parse_int;
 use crate::instruction::{parse_instructions, ArgDecl, Command, From, Instruction};
 use crate::mount::parse_mount;
 use crate::platform::Platform;
@@ -140,6 +141,8 @@ pub struct Plan {
     pub build_args: BuildArgs,
     pub target_platform: Platform,
     pub build_platform: Platform,
+    /// What the parser warned about without failing (e.g. empty continuation lines).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Parses `source` and plans its build.
@@ -162,6 +165,7 @@ pub fn plan(
 ) -> Result<Plan, Diagnostic> {
     let escape = dockerfile.directives.escape;
     let lexer = Lexer::new(escape);
+    let warnings = dockerfile.warnings.clone();
     let instructions = parse_instructions(dockerfile, source)?;
 
     let mut global_decls: Vec<ArgDecl> = Vec::new();
@@ -333,6 +337,7 @@ pub fn plan(
         build_args: options.build_args.clone(),
         target_platform,
         build_platform: options.build_platform.clone(),
+        warnings,
     })
 }
 
@@ -444,7 +449,7 @@ fn collect_dependencies(
                     ));
                 }
             }
-            let input = match parse_go_int(&from.value) {
+            let input = match parse_int(&from.value) {
                 Some(number) => {
                     let index = usize::try_from(number)
                         .ok()
@@ -495,15 +500,6 @@ fn collect_dependencies(
         _ => {}
     }
     Ok(())
-}
-
-/// Go's `strconv.Atoi`: an optional sign and decimal digits.
-fn parse_go_int(text: &str) -> Option<i64> {
-    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
 }
 
 /// Stage-to-stage edges: the base stage, and stages read by `--from`.
@@ -696,6 +692,30 @@ impl Plan {
             }
         }
         images
+    }
+
+    /// What a `--from`/`from=` value names, for instructions the plan could not see: ONBUILD
+    /// triggers from a base image's config. `index_allowed` is true for `COPY --from` (which
+    /// takes a stage index), false for `RUN --mount from=`.
+    pub fn input_for(&self, written: &str, index_allowed: bool) -> Option<Input> {
+        if index_allowed {
+            if let Some(number) = parse_int(written) {
+                let index = usize::try_from(number).ok()?;
+                return (index < self.stages.len()).then_some(Input::Stage(index));
+            }
+        }
+        let lower = written.to_lowercase();
+        if let Some(stage) = self
+            .stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(&lower))
+        {
+            return Some(Input::Stage(stage.index));
+        }
+        Some(match written {
+            "scratch" => Input::Scratch,
+            _ => Input::Image(written.to_string()),
+        })
     }
 
     /// The variables a stage starts with, given its base image's `Env` (nothing for scratch):

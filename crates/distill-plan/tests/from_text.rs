@@ -663,3 +663,29 @@ fn the_hello_example_plans() {
     );
     assert_eq!(plan.stages[2].base, Base::Scratch);
 }
+
+#[test]
+fn triggers_from_an_image_config() {
+    let trigger = distill_plan::parse_trigger("COPY --from=build /app /app").unwrap();
+    assert_eq!(trigger.keyword(), "COPY");
+    let error = distill_plan::parse_trigger("FROM alpine").unwrap_err();
+    assert_eq!(error.message, "FROM isn't allowed as an ONBUILD trigger");
+    let error = distill_plan::parse_trigger("RUN a\nRUN b").unwrap_err();
+    assert_eq!(
+        error.message,
+        "onbuild trigger should be a single expression"
+    );
+
+    let plan = plan("FROM node AS build\nFROM build\n");
+    assert_eq!(plan.input_for("BUILD", true), Some(Input::Stage(0)));
+    assert_eq!(plan.input_for("1", true), Some(Input::Stage(1)));
+    assert_eq!(plan.input_for("7", true), None);
+    assert_eq!(plan.input_for("7", false), Some(Input::Image("7".into())));
+    assert_eq!(plan.input_for("scratch", true), Some(Input::Scratch));
+}
+
+#[test]
+fn parser_warnings_are_kept() {
+    let plan = plan("FROM alpine\nRUN echo a \\\n\n  b\n");
+    assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+}

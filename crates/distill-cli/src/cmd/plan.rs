@@ -59,6 +59,9 @@ pub fn run(args: PlanArgs, _global: &Global) -> anyhow::Result<ExitCode> {
     };
     match plan_source(&source, &options) {
         Ok(plan) => {
+            for warning in &plan.warnings {
+                eprintln!("warning: {warning}");
+            }
             print!("{plan}");
             Ok(ExitCode::SUCCESS)
         }
