@@ -125,6 +125,14 @@ impl LogicalLine {
     }
 }
 
+/// Byte offset of `inner` inside `outer`, where `inner` is a slice of `outer` (clamped to
+/// `outer`'s length otherwise).
+pub(crate) fn offset_in(outer: &str, inner: &str) -> usize {
+    (inner.as_ptr() as usize)
+        .saturating_sub(outer.as_ptr() as usize)
+        .min(outer.len())
+}
+
 /// Number of characters in `s`, as a column advance.
 pub(crate) fn char_width(s: &str) -> u32 {
     if s.is_ascii() {

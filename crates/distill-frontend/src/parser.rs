@@ -11,107 +11,28 @@
 use crate::diagnostic::{Diagnostic, Source};
 use crate::directives::{self, DirectiveScanner};
 use crate::heredoc;
-use crate::lines::{char_width, trim_newline, LogicalLine, PhysicalLines};
+use crate::lines::{char_width, offset_in, trim_newline, LogicalLine, PhysicalLines};
 use crate::split::{self, Piece, Split};
 use crate::syntax::{Directives, Dockerfile, Heredoc, Node, Pos, Word};
 
-/// What an escape directive may name.
-const ESCAPE_HINT: &str = "write `# escape=\\` or `# escape=`` ` (backtick), or remove the line";
-
 pub(crate) fn parse(source: &Source) -> Result<Dockerfile, Diagnostic> {
-    let text = source.text.as_str();
-    let mut lines = PhysicalLines::new(text);
-    let mut scanner = DirectiveScanner::default();
-    let mut escape = '\\';
+    let mut parser = Parser {
+        source,
+        lines: PhysicalLines::new(&source.text),
+        directives: DirectiveScanner::default(),
+        escape: '\\',
+        logical: LogicalLine::default(),
+        warnings: Vec::new(),
+    };
     let mut nodes = Vec::new();
-    let mut warnings = Vec::new();
-    let mut logical = LogicalLine::default();
-
-    while let Some((raw, number)) = lines.next() {
-        let mut physical = trim_newline(raw);
-        if number == 1 {
-            physical = physical.strip_prefix('\u{feff}').unwrap_or(physical);
-        }
-        let content = physical.trim_start();
-        let column = 1 + char_width(&physical[..physical.len() - content.len()]);
-        if let Some(found) = scanner
-            .scan_line(content, "#")
-            .map_err(|message| directive_error(source, number, column, message))?
-        {
-            if found.name == "escape" {
-                escape = match found.value {
-                    "\\" => '\\',
-                    "`" => '`',
-                    other => {
-                        let value_column = column + char_width(&content[..offset(content, other)]);
-                        return Err(Diagnostic::at(
-                            source,
-                            Pos::new(number, value_column),
-                            format!("invalid escape token '{other}' does not match ` or \\"),
-                        )
-                        .with_hint(ESCAPE_HINT));
-                    }
-                };
-            }
-        }
-        let content = if content.starts_with('#') {
-            ""
-        } else {
-            content
-        };
-        let start_line = number;
-        let (kept, mut continues) = trim_continuation(content, escape);
-        if !continues && kept.is_empty() {
-            continue;
-        }
-        logical.clear();
-        logical.push(kept, number, column);
-        let mut end_line = number;
-        let mut first_empty_continuation = None;
-        while continues {
-            let Some((raw, number)) = lines.next() else {
-                break;
-            };
-            end_line = number;
-            let physical = trim_newline(raw);
-            let unindented = physical.trim_start();
-            if unindented.starts_with('#') {
-                continue;
-            }
-            if unindented.is_empty() {
-                first_empty_continuation.get_or_insert((number, physical));
-                continue;
-            }
-            let (kept, more) = trim_continuation(physical, escape);
-            logical.push(kept, number, 1);
-            continues = more;
-        }
-        if let Some((line, physical)) = first_empty_continuation {
-            warnings.push(empty_continuation_warning(
-                source,
-                line,
-                physical,
-                &logical.text,
-            ));
-        }
-
-        let split = split::split_line(&logical.text, 0, escape).map_err(|err| {
-            let mut diagnostic = Diagnostic::at(source, logical.pos(err.offset), err.message);
-            diagnostic.hint = Some(err.expected.to_string());
-            diagnostic
-        })?;
-        let mut node = to_node(split, &logical, start_line, end_line);
-        if can_contain_heredoc(&node) && logical.text.contains("<<") {
-            read_heredocs(source, &mut lines, &logical, &mut node)?;
-        }
+    while let Some(node) = parser.next_instruction()? {
         nodes.push(node);
     }
-
     if nodes.is_empty() {
         return Err(Diagnostic::file(source, "file with no instructions")
             .with_hint("a Dockerfile needs at least one instruction, such as `FROM image`"));
     }
-    if let Some(line) = lines.too_long {
+    if let Some(line) = parser.lines.too_long {
         return Err(Diagnostic::at(
             source,
             Pos::new(line, 1),
@@ -120,22 +41,130 @@ pub(crate) fn parse(source: &Source) -> Result<Dockerfile, Diagnostic> {
         .with_hint("split the line with continuation lines"));
     }
     Ok(Dockerfile {
-        directives: read_directives(text, escape),
+        directives: read_directives(&source.text, parser.escape),
         nodes,
-        warnings,
+        warnings: parser.warnings,
     })
 }
 
-fn directive_error(source: &Source, line: u32, column: u32, message: String) -> Diagnostic {
-    Diagnostic::at(source, Pos::new(line, column), message)
-        .with_hint("each parser directive may appear once, at the top of the file")
+/// The state of one pass over a Dockerfile.
+struct Parser<'a> {
+    source: &'a Source,
+    lines: PhysicalLines<'a>,
+    directives: DirectiveScanner,
+    escape: char,
+    /// The instruction being read, reused from one instruction to the next.
+    logical: LogicalLine,
+    warnings: Vec<Diagnostic>,
 }
 
-/// Byte offset of `inner` inside `outer`, where `inner` is a slice of `outer`.
-fn offset(outer: &str, inner: &str) -> usize {
-    (inner.as_ptr() as usize)
-        .saturating_sub(outer.as_ptr() as usize)
-        .min(outer.len())
+impl Parser<'_> {
+    /// Reads up to and including the next instruction (with its continuation lines and
+    /// here-document bodies); `None` at the end of the file.
+    fn next_instruction(&mut self) -> Result<Option<Node>, Diagnostic> {
+        while let Some((raw, number)) = self.lines.next() {
+            let mut physical = trim_newline(raw);
+            if number == 1 {
+                physical = physical.strip_prefix('\u{feff}').unwrap_or(physical);
+            }
+            let content = physical.trim_start();
+            let column = 1 + char_width(&physical[..physical.len() - content.len()]);
+            self.directive(content, number, column)?;
+            if content.starts_with('#') {
+                continue;
+            }
+            let (kept, continues) = trim_continuation(content, self.escape);
+            if !continues && kept.is_empty() {
+                continue;
+            }
+            self.logical.clear();
+            self.logical.push(kept, number, column);
+            let end_line = if continues {
+                self.join_continuation_lines(number)
+            } else {
+                number
+            };
+            return self.instruction(number, end_line).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Reads `content` (a line without its indentation) as a possible parser directive.
+    fn directive(&mut self, content: &str, line: u32, column: u32) -> Result<(), Diagnostic> {
+        let found = self.directives.scan_line(content, "#").map_err(|message| {
+            Diagnostic::at(self.source, Pos::new(line, column), message)
+                .with_hint("each parser directive may appear once, at the top of the file")
+        })?;
+        let Some(found) = found.filter(|found| found.name == "escape") else {
+            return Ok(());
+        };
+        self.escape = match found.value {
+            "\\" => '\\',
+            "`" => '`',
+            other => {
+                let value_column = column + char_width(&content[..offset_in(content, other)]);
+                return Err(Diagnostic::at(
+                    self.source,
+                    Pos::new(line, value_column),
+                    format!("invalid escape token '{other}' does not match ` or \\"),
+                )
+                .with_hint("the escape character is a backslash (the default) or a backtick"));
+            }
+        };
+        Ok(())
+    }
+
+    /// Appends the continuation lines that follow line `first` to the logical line, skipping
+    /// comment lines and (with a warning) whitespace-only lines; returns the last line read.
+    fn join_continuation_lines(&mut self, first: u32) -> u32 {
+        let mut end_line = first;
+        let mut first_empty = None;
+        while let Some((raw, number)) = self.lines.next() {
+            end_line = number;
+            let physical = trim_newline(raw);
+            let unindented = physical.trim_start();
+            if unindented.starts_with('#') {
+                continue;
+            }
+            if unindented.is_empty() {
+                first_empty.get_or_insert((number, physical));
+                continue;
+            }
+            let (kept, continues) = trim_continuation(physical, self.escape);
+            self.logical.push(kept, number, 1);
+            if !continues {
+                break;
+            }
+        }
+        if let Some((line, physical)) = first_empty {
+            self.warnings.push(Diagnostic {
+                file: self.source.name.clone(),
+                pos: Some(Pos::new(line, 1)),
+                line_text: physical.to_string(),
+                message: format!("Empty continuation line found in: {}", self.logical.text),
+                hint: Some(
+                    "empty continuation lines will become errors in a future release: remove \
+                     the blank line or end the instruction before it"
+                        .to_string(),
+                ),
+            });
+        }
+        end_line
+    }
+
+    /// Splits the joined line into a node and reads the bodies of its here-documents.
+    fn instruction(&mut self, start_line: u32, end_line: u32) -> Result<Node, Diagnostic> {
+        let logical = &self.logical;
+        let split = split::split_line(&logical.text, 0, self.escape).map_err(|err| {
+            Diagnostic::at(self.source, logical.pos(err.offset), err.message)
+                .with_hint(err.expected)
+        })?;
+        let mut node = to_node(split, logical, start_line, end_line);
+        if can_contain_heredoc(&node) && logical.text.contains("<<") {
+            read_heredocs(self.source, &mut self.lines, logical, &mut node)?;
+        }
+        Ok(node)
+    }
 }
 
 /// BuildKit's line-continuation test: the escape character followed only by spaces and tabs
@@ -150,23 +179,6 @@ fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
         return (line, false);
     }
     (before, true)
-}
-
-fn empty_continuation_warning(
-    source: &Source,
-    line: u32,
-    physical: &str,
-    joined: &str,
-) -> Diagnostic {
-    Diagnostic {
-        file: source.name.clone(),
-        pos: Some(Pos::new(line, 1)),
-        line_text: physical.to_string(),
-        message: format!("Empty continuation line found in: {joined}"),
-        hint: Some(
-            "Empty continuation lines will become errors in a future release: remove the blank line or end the instruction before it".to_string(),
-        ),
-    }
 }
 
 fn to_node(split: Split, logical: &LogicalLine, start_line: u32, end_line: u32) -> Node {
@@ -258,7 +270,7 @@ fn read_directives(text: &str, escape: char) -> Directives {
             .unwrap_or("");
         let column = 1 + char_width(
             line_text
-                .get(..offset(line_text, detected.value))
+                .get(..offset_in(line_text, detected.value))
                 .unwrap_or("")
                 .trim_start_matches('\u{feff}'),
         );

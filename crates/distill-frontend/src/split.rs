@@ -19,6 +19,7 @@
 
 use crate::golang;
 use crate::json::{self, JsonArray};
+use crate::lines::offset_in;
 
 /// A piece of the line: its text and the byte offset where it starts in the logical line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,7 +58,7 @@ fn is_ascii_blank(ch: char) -> bool {
 /// Splits `line`, which starts at byte `base` of the logical line.
 pub(crate) fn split_line(line: &str, base: usize, escape: char) -> Result<Split, SplitError> {
     let trimmed = line.trim();
-    let trimmed_base = base + offset_of(line, trimmed);
+    let trimmed_base = base + offset_in(line, trimmed);
     let (keyword, after) = match trimmed.find(is_ascii_blank) {
         Some(i) => {
             let after = trimmed[i..].trim_start_matches(is_ascii_blank);
@@ -69,7 +70,7 @@ pub(crate) fn split_line(line: &str, base: usize, escape: char) -> Result<Split,
     let mut args_text = "";
     let mut args_base = trimmed_base + trimmed.len();
     if let Some(after) = after {
-        let after_base = trimmed_base + offset_of(trimmed, after);
+        let after_base = trimmed_base + offset_in(trimmed, after);
         let (rest_start, found) = extract_flags(after, escape);
         flags = found
             .into_iter()
@@ -85,7 +86,7 @@ pub(crate) fn split_line(line: &str, base: usize, escape: char) -> Result<Split,
         }
         let rest = &after[rest_start..];
         args_text = rest.trim();
-        args_base = after_base + rest_start + offset_of(rest, args_text);
+        args_base = after_base + rest_start + offset_in(rest, args_text);
     }
     let mut split = Split {
         keyword: golang::to_lower(keyword),
@@ -124,13 +125,6 @@ pub(crate) fn split_line(line: &str, base: usize, escape: char) -> Result<Split,
     Ok(split)
 }
 
-/// Byte offset of `inner` inside `outer`, where `inner` is a slice of `outer`.
-fn offset_of(outer: &str, inner: &str) -> usize {
-    (inner.as_ptr() as usize)
-        .saturating_sub(outer.as_ptr() as usize)
-        .min(outer.len())
-}
-
 /// Argument text and where it starts in the logical line.
 #[derive(Clone, Copy)]
 struct Text<'a> {
@@ -142,14 +136,14 @@ impl<'a> Text<'a> {
     fn piece(&self, part: &str) -> Piece {
         Piece {
             value: part.to_string(),
-            offset: self.base + offset_of(self.s, part),
+            offset: self.base + offset_in(self.s, part),
         }
     }
 
     fn sub(&self, part: &'a str) -> Text<'a> {
         Text {
             s: part,
-            base: self.base + offset_of(self.s, part),
+            base: self.base + offset_in(self.s, part),
         }
     }
 }
@@ -425,7 +419,7 @@ fn json_array(text: Text<'_>) -> Result<Option<Vec<Piece>>, SplitError> {
     if !trimmed.starts_with('[') {
         return Ok(None);
     }
-    let base = text.base + offset_of(text.s, trimmed);
+    let base = text.base + offset_in(text.s, trimmed);
     match json::parse_array(trimmed) {
         JsonArray::Strings(items) => Ok(Some(
             items
