@@ -19,4 +19,4 @@ pub use error::{Error, PatternError};
 pub use ignorefile::{find_ignore_file, IgnoreFile, IgnoreLine, DEFAULT_IGNORE_FILE};
 pub use matcher::{MatchInfo, Matcher};
 pub use pattern::Pattern;
-pub use walk::{walk, Context, Entry, FileKind, FileTime};
+pub use walk::{walk, Context, Entry, FileKind, FileTime, Xattr};

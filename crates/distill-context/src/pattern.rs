@@ -478,7 +478,9 @@ impl Program {
                     _ => {
                         let last = self.suffix[self.suffix.len() - 1];
                         any_end(path, |end| {
-                            end > 0 && path[end - 1] == last && has_suffix(&path[..end], &self.suffix)
+                            end > 0
+                                && path[end - 1] == last
+                                && has_suffix(&path[..end], &self.suffix)
                         })
                     }
                 };

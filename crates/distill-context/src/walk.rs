@@ -7,9 +7,10 @@
 //! exception could re-include something inside it. As in BuildKit, an excluded directory that
 //! holds a re-included entry is listed too, so that every listed path has its parents.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -58,10 +59,22 @@ pub struct Entry {
     pub link_target: Option<PathBuf>,
     /// The device number of a character or block device, 0 for other kinds.
     pub rdev: u64,
-    /// Device and inode of the file, with its link count: entries sharing them are hard links.
+    /// Device and inode of the file, with its link count.
     pub dev: u64,
     pub ino: u64,
     pub nlink: u64,
+    /// For a non-directory with more than one link, the path of the first listed entry that
+    /// is the same file (BuildKit sends such an entry as a hard link to that path).
+    pub hardlink_of: Option<PathBuf>,
+    /// Extended attributes, sorted by name, without macOS's `com.apple.*` ones (as BuildKit).
+    pub xattrs: Vec<Xattr>,
+}
+
+/// An extended attribute of a file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Xattr {
+    pub name: Vec<u8>,
+    pub value: Vec<u8>,
 }
 
 /// A build context: its directory and the ignore patterns that apply to it.
@@ -135,6 +148,10 @@ pub fn walk(context_dir: &Path, matcher: &Matcher) -> Result<Vec<Entry>, Error> 
         infos: Vec::new(),
         pending: Vec::new(),
         entries: Vec::new(),
+        first_links: HashMap::new(),
+        xattr_names: vec![0; XATTR_MAX],
+        xattr_value: vec![0; XATTR_MAX],
+        proc_fd: Path::new("/proc/self/fd").is_dir(),
     };
     walker.walk_dir(&root, 0)?;
     Ok(walker.entries)
@@ -152,7 +169,17 @@ struct Walker<'a> {
     /// Excluded directories being walked for exceptions, listed once something inside is.
     pending: Vec<Entry>,
     entries: Vec<Entry>,
+    /// The first listed path of each multiply-linked file, by device and inode.
+    first_links: HashMap<(u64, u64), PathBuf>,
+    /// Buffers for extended attribute names and values, each of the kernel's maximum size.
+    xattr_names: Vec<u8>,
+    xattr_value: Vec<u8>,
+    /// Whether `/proc/self/fd` can name a file relative to a directory descriptor.
+    proc_fd: bool,
 }
+
+/// Linux's limit on the size of an extended attribute list and of one value.
+const XATTR_MAX: usize = 64 * 1024;
 
 impl Walker<'_> {
     fn walk_dir(&mut self, dir: &OwnedFd, depth: usize) -> Result<(), Error> {
@@ -199,7 +226,17 @@ impl Walker<'_> {
             } else {
                 None
             };
-            let entry = self.entry(&stat, kind, link_target);
+            let mut entry = self.entry(&stat, kind, link_target);
+            entry.xattrs = self.read_xattrs(dir, &name)?;
+            if kind != FileKind::Dir && entry.nlink > 1 {
+                match self.first_links.get(&(entry.dev, entry.ino)) {
+                    Some(first) => entry.hardlink_of = Some(first.clone()),
+                    None => {
+                        self.first_links
+                            .insert((entry.dev, entry.ino), entry.path.clone());
+                    }
+                }
+            }
             self.entries.append(&mut self.pending);
             self.entries.push(entry);
             if kind == FileKind::Dir {
@@ -270,7 +307,48 @@ impl Walker<'_> {
             dev: stat.st_dev as u64,
             ino: stat.st_ino as u64,
             nlink: stat.st_nlink as u64,
+            hardlink_of: None,
+            xattrs: Vec::new(),
         }
+    }
+
+    /// The extended attributes of `name` in `dir`, read without following a symlink and
+    /// through the directory's descriptor, so never from outside the context.
+    fn read_xattrs(&mut self, dir: &OwnedFd, name: &CStr) -> Result<Vec<Xattr>, Error> {
+        let mut path = Vec::with_capacity(32 + name.to_bytes().len());
+        if self.proc_fd {
+            path.extend_from_slice(format!("/proc/self/fd/{}/", dir.as_raw_fd()).as_bytes());
+            path.extend_from_slice(name.to_bytes());
+        } else {
+            // Without /proc, name the file from the context root instead.
+            path.extend_from_slice(
+                self.root
+                    .join(OsStr::from_bytes(&self.path))
+                    .as_os_str()
+                    .as_bytes(),
+            );
+        }
+        let path = OsStr::from_bytes(&path);
+        let len = match rustix::fs::llistxattr(path, &mut self.xattr_names[..]) {
+            Ok(len) => len,
+            Err(Errno::NOTSUP | Errno::NOENT) => return Ok(Vec::new()),
+            Err(errno) => return Err(self.error("list extended attributes of", errno)),
+        };
+        let mut xattrs = Vec::new();
+        for key in self.xattr_names[..len].split(|&b| b == 0) {
+            if key.is_empty() || key.starts_with(b"com.apple.") {
+                continue;
+            }
+            // As BuildKit: an attribute that cannot be read (gone, or not permitted) is left out.
+            if let Ok(size) = rustix::fs::lgetxattr(path, key, &mut self.xattr_value[..]) {
+                xattrs.push(Xattr {
+                    name: key.to_vec(),
+                    value: self.xattr_value[..size].to_vec(),
+                });
+            }
+        }
+        xattrs.sort();
+        Ok(xattrs)
     }
 
     fn error(&self, op: &'static str, errno: Errno) -> Error {

@@ -207,8 +207,12 @@ fn entries_carry_their_metadata() {
     assert_eq!(dir_entry.kind, FileKind::Dir);
     assert_eq!(dir_entry.size, 0);
 
+    // `notes-link.txt` sorts first (`-` before `.`), so it is the one the other links to.
     let (a, b) = (get("notes.txt"), get("notes-link.txt"));
     assert_eq!((a.dev, a.ino, a.nlink), (b.dev, b.ino, 2));
+    assert_eq!(a.hardlink_of, Some(PathBuf::from("notes-link.txt")));
+    assert_eq!(b.hardlink_of, None);
+    assert_eq!(get("bin/tool").hardlink_of, None);
 
     assert_eq!(get("sock").kind, FileKind::Socket);
     drop(socket);
@@ -313,4 +317,48 @@ fn names_that_are_not_utf8_are_listed_and_matched() {
     let entries = walk(dir.path(), &matcher("*.tmp")).expect("walk");
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].path.as_os_str().as_bytes(), b"b\xff.txt");
+}
+
+#[test]
+fn extended_attributes_are_read_without_following_symlinks() {
+    let dir = tree(&["file", "plain"]);
+    let file = dir.path().join("file");
+    match rustix::fs::setxattr(&file, "user.b", b"2", rustix::fs::XattrFlags::empty()) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::NOTSUP) => {
+            eprintln!("this file system has no user extended attributes; nothing to check");
+            return;
+        }
+        Err(err) => panic!("setxattr: {err}"),
+    }
+    rustix::fs::setxattr(&file, "user.a", b"one", rustix::fs::XattrFlags::empty())
+        .expect("setxattr");
+    symlink("file", dir.path().join("link")).expect("symlink");
+    let entries = walk(dir.path(), &Matcher::default()).expect("walk");
+    let xattrs = |name: &str| {
+        entries
+            .iter()
+            .find(|e| e.path == Path::new(name))
+            .map(|e| {
+                e.xattrs
+                    .iter()
+                    .map(|x| {
+                        (
+                            String::from_utf8_lossy(&x.name).into_owned(),
+                            x.value.clone(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_else(|| panic!("{name} listed"))
+    };
+    assert_eq!(
+        xattrs("file"),
+        [
+            ("user.a".to_string(), b"one".to_vec()),
+            ("user.b".to_string(), b"2".to_vec())
+        ]
+    );
+    assert_eq!(xattrs("link"), []);
+    assert_eq!(xattrs("plain"), []);
 }
