@@ -119,7 +119,7 @@ impl Parser<'_> {
     fn join_continuation_lines(&mut self, first: u32) -> u32 {
         let mut end_line = first;
         let mut first_empty = None;
-        while let Some((raw, number)) = self.lines.next() {
+        for (raw, number) in self.lines.by_ref() {
             end_line = number;
             let physical = trim_newline(raw);
             let unindented = physical.trim_start();
