@@ -280,6 +280,9 @@ struct RootBuilder {
     root: OwnedFd,
     /// The root's path as the kernel names it, to turn created paths back into root-relative ones.
     root_name: PathBuf,
+    /// The root's mount id: mount points created on other mounts (a tmpfs, a bind) are not
+    /// in the snapshot and need no clean-up.
+    root_mount: Option<u64>,
     stubs: Vec<MountStub>,
     parents: Vec<SavedTimes>,
 }
@@ -321,9 +324,11 @@ fn clamp_inside(base: &Path, link: &Path) -> PathBuf {
 impl RootBuilder {
     fn new(root: OwnedFd) -> SetupResult<RootBuilder> {
         let root_name = kernel_name(root.as_fd())?;
+        let root_mount = mount_id(root.as_fd());
         Ok(RootBuilder {
             root,
             root_name,
+            root_mount,
             stubs: Vec::new(),
             parents: Vec::new(),
         })
@@ -398,7 +403,11 @@ impl RootBuilder {
                 )
             });
         }
-        self.save_times(parent_fd.as_fd(), &parent_rel);
+        let in_snapshot =
+            self.root_mount.is_none() || mount_id(parent_fd.as_fd()) == self.root_mount;
+        if in_snapshot {
+            self.save_times(parent_fd.as_fd(), &parent_rel);
+        }
         let created = match kind {
             Kind::Dir => rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755)),
             Kind::File => rustix::fs::openat(
@@ -424,10 +433,12 @@ impl RootBuilder {
                 ))
             }
         }
-        self.stubs.push(MountStub {
-            path: parent_rel.join(name),
-            is_dir: kind == Kind::Dir,
-        });
+        if in_snapshot {
+            self.stubs.push(MountStub {
+                path: parent_rel.join(name),
+                is_dir: kind == Kind::Dir,
+            });
+        }
         self.open(rel).map_err(|errno| {
             failed(
                 format!("opening created mount point /{}", rel.display()),
@@ -836,6 +847,19 @@ impl RootBuilder {
         }
         Ok(())
     }
+}
+
+/// The id of the mount `fd` is on (`None` before Linux 5.8).
+fn mount_id(fd: BorrowedFd<'_>) -> Option<u64> {
+    rustix::fs::statx(
+        fd,
+        "",
+        rustix::fs::AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::MNT_ID,
+    )
+    .ok()
+    .filter(|statx| statx.stx_mask & rustix::fs::StatxFlags::MNT_ID.bits() != 0)
+    .map(|statx| statx.stx_mnt_id)
 }
 
 /// The kernel's name for what `fd` refers to (`readlink /proc/self/fd/N`).

@@ -876,3 +876,48 @@ fn parallel_runs_from_threads() {
         );
     }
 }
+
+#[test]
+fn mount_points_on_other_mounts_leave_the_snapshot_alone() {
+    if !e2e("mount_points_on_other_mounts_leave_the_snapshot_alone") {
+        return;
+    }
+    let layout = Layout::new();
+    let rootfs = layout.path("lower");
+    let old = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        rootfs.join("tmp"),
+        &old,
+        rustix::fs::AtFlags::empty(),
+    )
+    .expect("utimensat");
+    let source = layout.path("source");
+    std::fs::create_dir(&source).expect("mkdir");
+    let mut spec = layout.spec("test -d /tmp/inner/sub && echo ok");
+    spec.rootfs = Rootfs::Directory(rootfs.clone());
+    // /tmp/inner/sub is created inside the tmpfs, not in the snapshot's /tmp.
+    spec.mounts = vec![
+        Mount::tmpfs("/tmp"),
+        Mount::bind(&source, "/tmp/inner/sub", true),
+    ];
+    let (status, stdout, stderr) = run(&spec);
+    assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
+    assert_eq!(stdout, "ok\n");
+    let tmp = std::fs::symlink_metadata(rootfs.join("tmp")).expect("tmp");
+    assert_eq!(
+        tmp.mtime(),
+        1_000_000_000,
+        "the snapshot's /tmp got the tmpfs's times"
+    );
+    assert!(!rootfs.join("tmp/inner").exists());
+}
