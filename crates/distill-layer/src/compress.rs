@@ -7,8 +7,8 @@
 //! sees one ordinary stream. Block boundaries depend only on the input, never on the number of
 //! threads or on timing, so the same tar gives the same blob on every machine.
 //!
-//! Zstd always runs in libzstd's multithreaded mode (one worker at least), whose output does not
-//! depend on the number of workers.
+//! Zstd always runs in libzstd's multithreaded mode (one worker at least) with fixed 2 MiB jobs,
+//! whose output does not depend on the number of workers.
 //!
 //! Memory is bounded: at most `2 × threads` blocks are in flight.
 
@@ -23,6 +23,8 @@ use flate2::{Compress, FlushCompress, Status};
 
 /// The size of the blocks gzip compresses independently. Changing it changes every digest.
 const GZIP_BLOCK: usize = 1 << 20;
+/// The size of zstd's multithreaded jobs. Changing it changes every zstd digest.
+const ZSTD_JOB: usize = 2 << 20;
 /// Deflate's window: the most of the previous block a dictionary can use.
 const DEFLATE_WINDOW: usize = 32 * 1024;
 
@@ -104,6 +106,10 @@ impl<W: Write> Compressor<W> {
             Compression::Zstd { level, threads } => {
                 let mut encoder = zstd::stream::write::Encoder::new(inner, level)?;
                 encoder.multithread(u32::try_from(threads.get()).unwrap_or(u32::MAX))?;
+                // libzstd sizes jobs from the window (8 MiB at level 3), and keeps several in
+                // flight per worker; fixed smaller jobs bound memory and keep the output
+                // independent of the number of workers.
+                encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB as u32))?;
                 encoder.include_checksum(true)?;
                 Compressor::Zstd(encoder)
             }
