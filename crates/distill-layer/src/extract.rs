@@ -18,9 +18,11 @@
 //! which clears them), xattrs, mtimes (directories' last, once their contents are in place).
 //! Device nodes that cannot be created are skipped with a warning.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
 use std::fs::File;
+use std::hash::BuildHasher;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -138,9 +140,34 @@ struct Resolved {
 
 /// A directory whose mode and mtime are set once everything is extracted.
 struct PendingDir {
-    path: Vec<Vec<u8>>,
+    /// Resolved path, `/`-separated (one allocation per directory).
+    path: Vec<u8>,
     mode: u32,
     mtime: i64,
+}
+
+/// A set of paths kept as 128-bit keyed hashes: about 20 bytes an entry whatever the paths'
+/// lengths, so a layer of millions of files stays small. The keys are random per extraction, so
+/// a collision is out of reach of crafted names as well as of chance.
+#[derive(Default)]
+struct PathSet {
+    keys: (RandomState, RandomState),
+    hashes: HashSet<u128>,
+}
+
+impl PathSet {
+    fn key(&self, path: &[u8]) -> u128 {
+        (u128::from(self.keys.0.hash_one(path)) << 64) | u128::from(self.keys.1.hash_one(path))
+    }
+
+    fn insert(&mut self, path: &[u8]) {
+        let key = self.key(path);
+        self.hashes.insert(key);
+    }
+
+    fn contains(&self, path: &[u8]) -> bool {
+        self.hashes.contains(&self.key(path))
+    }
 }
 
 struct Extractor {
@@ -148,7 +175,7 @@ struct Extractor {
     target: PathBuf,
     whiteouts: Whiteouts,
     /// Paths this layer wrote (as resolved), so whiteouts only remove lower content.
-    written: HashSet<Vec<u8>>,
+    written: PathSet,
     pending_dirs: Vec<PendingDir>,
     /// The last resolved parent, by the entry's literal parent components.
     cache: Option<(Vec<Vec<u8>>, Resolved)>,
@@ -295,7 +322,7 @@ impl Extractor {
             root,
             target: target.to_path_buf(),
             whiteouts,
-            written: HashSet::new(),
+            written: PathSet::default(),
             pending_dirs: Vec::new(),
             cache: None,
             buffer: vec![0; 256 * 1024],
@@ -316,7 +343,7 @@ impl Extractor {
 
     fn remember(&mut self, path: Vec<u8>) {
         if self.whiteouts == Whiteouts::Apply {
-            self.written.insert(path);
+            self.written.insert(&path);
         }
     }
 
@@ -560,10 +587,8 @@ impl Extractor {
                         self.xattr_result(result, key, &full)?;
                     }
                 }
-                let mut path = parent.path.clone();
-                path.push(name.clone());
                 self.pending_dirs.push(PendingDir {
-                    path,
+                    path: full.clone(),
                     mode: header.mode,
                     mtime: header.mtime,
                 });
@@ -814,12 +839,13 @@ impl Extractor {
     /// replaced or removed since is skipped.
     fn finish_directories(&mut self) -> Result<(), LayerError> {
         let pending = std::mem::take(&mut self.pending_dirs);
-        let mut done: HashSet<&[Vec<u8>]> = HashSet::new();
+        let mut done: HashSet<&[u8]> = HashSet::new();
         for dir in pending.iter().rev() {
             if !done.insert(dir.path.as_slice()) {
                 continue;
             }
-            let Some((name, parents)) = dir.path.split_last() else {
+            let components: Vec<&[u8]> = dir.path.split(|&byte| byte == b'/').collect();
+            let Some((name, parents)) = components.split_last() else {
                 continue;
             };
             let mut fd = match self.root.try_clone() {
@@ -845,9 +871,9 @@ impl Extractor {
             {
                 continue;
             }
-            let full = join(&dir.path, None);
+            let full = &dir.path;
             let fail = |operation: &'static str| {
-                let path = self.target.join(os(&full));
+                let path = self.target.join(os(full));
                 move |errno: Errno| LayerError::Target {
                     path,
                     source: io::Error::other(format!(
