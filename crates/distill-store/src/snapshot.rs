@@ -160,6 +160,7 @@ impl Store {
 
     /// Records that a snapshot was used now.
     pub fn touch_snapshot(&self, diff_id: &Digest) -> Result<()> {
+        let _lease = self.lease()?;
         let Some(mut snapshot) = self.snapshot(diff_id)? else {
             return Ok(());
         };

@@ -109,6 +109,8 @@ impl Store {
         ] {
             fs::create_dir_all(&dir).at("creating", &dir)?;
         }
+        // Writes stage in ingest/, which garbage collection clears unless leased.
+        let _lease = store.lease()?;
         let layout = store.root.join("oci-layout");
         if !layout.exists() {
             atomic::write_file(
@@ -489,6 +491,7 @@ impl Store {
 
     /// Marks an image as used now (builds and runs call this on their base images).
     pub fn touch(&self, target: &Digest) -> Result<()> {
+        let _lease = self.lease()?;
         let _refs = self.lock("refs", LockMode::Exclusive)?;
         let mut db = RefDb::read(&self.index_path())?;
         if let Some(record) = db.records.get_mut(target) {

@@ -460,3 +460,44 @@ fn a_killed_writer_leaves_a_readable_store() {
         assert!(store.has_blob(&blob));
     }
 }
+
+#[test]
+fn concurrent_taggers_lose_no_update() {
+    let (_dir, store) = store();
+    let image = TestImage::new().commit(&store, &["base"]).unwrap();
+    let id = image.id().to_string();
+    let threads: Vec<_> = (0..8)
+        .map(|n| {
+            let store = Store::open(store.root()).unwrap();
+            let id = id.clone();
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    store.tag(&id, &format!("t{n}:{i}")).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(store.find("base").unwrap().names.len(), 81);
+}
+
+#[test]
+fn concurrent_writers_of_the_same_blob_agree() {
+    let (_dir, store) = store();
+    let content: Vec<u8> = (0..200_000u32).flat_map(|n| n.to_le_bytes()).collect();
+    let digest = Digest::sha256_of(&content);
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            let content = content.clone();
+            std::thread::spawn(move || store.put_blob(&content).unwrap())
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap(), digest);
+    }
+    assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), content);
+    assert_eq!(entries(&store.root().join("ingest")), 0);
+}

@@ -165,9 +165,14 @@ fn images(store: &Store, args: ImagesArgs, out: &mut impl Write) -> anyhow::Resu
     let _lease = store.lease()?;
     let mut rows = Vec::new();
     for record in store.images()? {
-        let image = store
-            .image(&record)
-            .with_context(|| format!("reading image {}", record.target.digest))?;
+        let image = match store.image(&record) {
+            Ok(image) => image,
+            Err(err) => {
+                // One damaged image must not hide the others; prune or rmi can clean it.
+                eprintln!("warning: skipping image {}: {err}", record.target.digest);
+                continue;
+            }
+        };
         let row = |repository: String, tag: String| ImageRow {
             repository,
             tag,
