@@ -733,6 +733,10 @@ impl Plan {
     /// [`crate::expand`]) and applies its effect on the variables (ENV sets each pair; ARG
     /// sets each name to its build arg, its expanded default, or the global value). Returns
     /// the instruction with the expanded words (an ARG's defaults become the values used).
+    ///
+    /// `vars` is the build environment (what later instructions expand against and what RUN
+    /// sees), not the image config's `Env`: an ARG re-sets a name for the build without
+    /// changing the config, which only ENV instructions write.
     pub fn step(
         &self,
         instruction: &Instruction,

@@ -147,12 +147,15 @@ fn stage_label(stage: &Stage) -> String {
     }
 }
 
-/// The first line of an instruction's text, cut to [`TEXT_WIDTH`] characters.
+/// The first line of an instruction's text, runs of blanks (left by joined continuation
+/// lines) shown as one space, cut to [`TEXT_WIDTH`] characters.
 fn one_line(original: &str) -> String {
-    let first = original.lines().next().unwrap_or("").trim();
+    let first = original.lines().next().unwrap_or("");
     let more = original.trim_end().contains('\n');
-    let mut text: String = first.chars().take(TEXT_WIDTH).collect();
-    if first.chars().count() > TEXT_WIDTH || more {
+    let words: Vec<&str> = first.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+    let joined = words.join(" ");
+    let mut text: String = joined.chars().take(TEXT_WIDTH).collect();
+    if joined.chars().count() > TEXT_WIDTH || more {
         text.push_str(" ...");
     }
     text
