@@ -19,7 +19,7 @@ const DRIVER: &str = env!("CARGO_BIN_EXE_distill-sandbox");
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "id", "hostname", "ls", "cat", "touch", "rm", "mkdir", "sleep", "pwd", "chown",
-    "stat", "kill", "mount", "true", "false", "test", "wc", "head",
+    "stat", "kill", "mount", "true", "false", "test", "wc", "head", "mv",
 ];
 
 /// Whether end-to-end tests are enabled; prints "skipped" when not.
@@ -401,6 +401,15 @@ fn snapshotters_give_the_same_diff() {
         return;
     }
     let layout = Layout::new();
+    for (path, content) in [
+        ("site/index", "new"),
+        ("srv/index", "old"),
+        ("srv/other", "old"),
+    ] {
+        let file = layout.path("lower").join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, content).expect("write");
+    }
     let sandbox = sandbox();
     let mut diffs = Vec::new();
     for kind in [SnapshotterKind::Overlay, SnapshotterKind::Copy] {
@@ -408,27 +417,43 @@ fn snapshotters_give_the_same_diff() {
         let view = snapshotter
             .prepare(&[layout.path("lower")], &layout.path(&format!("{kind:?}")))
             .expect("prepare");
-        let mut spec = SandboxSpec::new(
-            view.rootfs(),
-            vec![
-                "sh".into(),
-                "-c".into(),
-                "rm /etc/passwd; echo x > /etc/new; mkdir /data".into(),
-            ],
-        );
+        let script = "rm /etc/passwd; echo x > /etc/new; mkdir /data; rm -r /srv; mv /site /srv";
+        let mut spec =
+            SandboxSpec::new(view.rootfs(), vec!["sh".into(), "-c".into(), script.into()]);
         spec.env = vec!["PATH=/bin".into()];
-        let status = sandbox.run(&spec, &mut Captured::default()).expect("run");
-        assert_eq!(status, ExitStatus::Exited(0), "{kind:?}");
+        let (status, _, stderr) = {
+            let mut captured = Captured::default();
+            let status = sandbox.run(&spec, &mut captured).expect("run");
+            (
+                status,
+                (),
+                String::from_utf8_lossy(&captured.stderr).into_owned(),
+            )
+        };
+        assert_eq!(status, ExitStatus::Exited(0), "{kind:?}: {stderr}");
         let diff = view.commit().expect("commit");
         let mut entries: Vec<String> = walk(&diff.path);
         entries.sort();
         diffs.push(entries);
+        assert_eq!(
+            std::fs::read_to_string(diff.path.join("srv/index")).expect("moved file"),
+            "new",
+            "{kind:?}"
+        );
         assert!(!layout.path(&format!("{kind:?}/rootfs")).exists());
         assert!(!layout.path(&format!("{kind:?}/work")).exists());
     }
     assert_eq!(
         diffs[0],
-        ["data/", "etc/", "etc/new", "etc/passwd (whiteout)"]
+        [
+            "data/",
+            "etc/",
+            "etc/new",
+            "etc/passwd (whiteout)",
+            "site (whiteout)",
+            "srv/ (opaque)",
+            "srv/index",
+        ]
     );
     assert_eq!(diffs[0], diffs[1]);
 }
@@ -444,7 +469,15 @@ fn walk(dir: &Path) -> Vec<String> {
             .to_string();
         let metadata = std::fs::symlink_metadata(&path).expect("lstat");
         if metadata.is_dir() {
-            found.push(format!("{rel}/"));
+            let opaque = ["trusted.overlay.opaque", "user.overlay.opaque"].iter().any(|name| {
+                let mut value = [0u8; 4];
+                matches!(rustix::fs::lgetxattr(&path, *name, &mut value[..]), Ok(1) if value[0] == b'y')
+            });
+            found.push(if opaque {
+                format!("{rel}/ (opaque)")
+            } else {
+                format!("{rel}/")
+            });
             found.extend(
                 walk(&path)
                     .into_iter()

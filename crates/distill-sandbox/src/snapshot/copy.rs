@@ -81,15 +81,28 @@ fn sorted_names(dir: &Path) -> Result<Vec<OsString>> {
     Ok(names)
 }
 
-/// Applies `parents` (bottom first) into `DIR/rootfs`; returns the change time after which
-/// a file counts as written by the step.
-pub(super) fn prepare(parents: &[PathBuf], dir: &Path) -> Result<ChangeTime> {
+/// What `prepare` leaves for `diff`.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    /// Anything with a later change time was touched by the step.
+    changed_after: ChangeTime,
+    /// The inode of every directory the parents put in the root, by root-relative path.
+    /// Moving a directory leaves its entries' change times alone, so a directory found at a
+    /// path it was not prepared at was moved or made there by the step, and all it holds
+    /// belongs to the diff.
+    directories: HashMap<PathBuf, u64>,
+}
+
+/// Applies `parents` (bottom first) into `DIR/rootfs` and notes what `diff` will need.
+pub(super) fn prepare(parents: &[PathBuf], dir: &Path) -> Result<Prepared> {
     let rootfs = dir.join("rootfs");
     std::fs::create_dir(&rootfs).map_err(io(&rootfs))?;
     let mut links = Links::new();
     for parent in parents {
         apply_layer(parent, &rootfs, &mut links)?;
     }
+    let mut directories = HashMap::new();
+    record_directories(&rootfs, Path::new(""), &mut directories)?;
     // Every copy is older than this marker; wait until the clock has moved past it, so what
     // the step touches is strictly newer.
     let marker = dir.join("prepared");
@@ -114,7 +127,24 @@ pub(super) fn prepare(parents: &[PathBuf], dir: &Path) -> Result<ChangeTime> {
     for file in [&marker, &tick] {
         std::fs::remove_file(file).map_err(io(file))?;
     }
-    Ok(prepared_at)
+    Ok(Prepared {
+        changed_after: prepared_at,
+        directories,
+    })
+}
+
+fn record_directories(rootfs: &Path, rel: &Path, found: &mut HashMap<PathBuf, u64>) -> Result<()> {
+    let here = rootfs.join(rel);
+    for name in sorted_names(&here)? {
+        let path = here.join(&name);
+        let metadata = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+        if metadata.is_dir() {
+            let child = rel.join(&name);
+            found.insert(child.clone(), metadata.ino());
+            record_directories(rootfs, &child, found)?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies one layer in overlayfs format onto `target`.
@@ -188,6 +218,20 @@ fn copy_entry(
         links.insert(key, destination.to_owned());
     }
     Ok(())
+}
+
+/// Moves a non-directory into the diff: a rename keeps its owner, mode, times, xattrs and
+/// hard links (the other names of a touched inode are touched too, and moved alike) without
+/// copying a byte.
+fn move_entry(source: &Path, destination: &Path, metadata: &std::fs::Metadata) -> Result<()> {
+    match std::fs::rename(source, destination) {
+        Ok(()) => Ok(()),
+        // Different filesystems (a view spread over mounts): copy instead.
+        Err(error) if error.raw_os_error() == Some(libc::EXDEV) => {
+            copy_entry(source, destination, metadata, &mut Links::new())
+        }
+        Err(error) => Err(Error::io(source, error)),
+    }
 }
 
 /// Owner, xattrs, mode and times of `source` onto `destination` (in that order: `chown`
@@ -339,41 +383,47 @@ fn directory_layers(name: &OsStr, layers: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Writes into `upper` what the step changed in `rootfs` relative to `parents`.
+/// Moves into `upper` what the step changed in `rootfs` relative to `parents`, leaving
+/// `rootfs` to be thrown away. Deletions are whiteouts; a directory the step put where the
+/// parents had one is marked opaque with `opaque_xattr` (whiteouts for what it hides if the
+/// filesystem refuses the xattr).
 pub(super) fn diff(
     parents: &[PathBuf],
     rootfs: &Path,
     upper: &Path,
-    prepared_at: ChangeTime,
+    prepared: &Prepared,
     opaque_xattr: &str,
 ) -> Result<()> {
-    let _ = opaque_xattr; // Deletions are written as whiteouts, never as opaque directories.
     std::fs::create_dir_all(upper).map_err(io(upper))?;
+    // Read before entries are moved out of it.
+    let root_metadata = std::fs::symlink_metadata(rootfs).map_err(io(rootfs))?;
     let layers: Vec<PathBuf> = parents.iter().rev().cloned().collect();
     let mut differ = Differ {
+        rootfs: rootfs.to_owned(),
         upper: upper.to_owned(),
-        prepared_at,
-        links: Links::new(),
+        prepared,
+        opaque_xattr,
     };
-    differ.directory(rootfs, Path::new(""), &layers)?;
-    let root_metadata = std::fs::symlink_metadata(rootfs).map_err(io(rootfs))?;
-    if change_time(&root_metadata) > prepared_at {
+    differ.directory(Path::new(""), &layers, false)?;
+    if change_time(&root_metadata) > prepared.changed_after {
         copy_metadata(rootfs, upper, &root_metadata)?;
     }
     Ok(())
 }
 
-struct Differ {
+struct Differ<'a> {
+    rootfs: PathBuf,
     upper: PathBuf,
-    prepared_at: ChangeTime,
-    links: Links,
+    prepared: &'a Prepared,
+    opaque_xattr: &'a str,
 }
 
-impl Differ {
-    /// Compares directory `rel` of the step's root (at `rootfs/rel`) with the parents'
-    /// (made of `layers`); returns whether it wrote anything under `upper/rel`.
-    fn directory(&mut self, rootfs: &Path, rel: &Path, layers: &[PathBuf]) -> Result<bool> {
-        let here = rootfs.join(rel);
+impl Differ<'_> {
+    /// Compares directory `rel` of the step's root with the parents' (made of `layers`);
+    /// `moved`: the step put this directory here, so everything in it is new. Returns
+    /// whether it wrote anything under `upper/rel`.
+    fn directory(&mut self, rel: &Path, layers: &[PathBuf], moved: bool) -> Result<bool> {
+        let here = self.rootfs.join(rel);
         let mut lower = merged_listing(layers)?;
         let mut wrote = false;
         for name in sorted_names(&here)? {
@@ -381,32 +431,43 @@ impl Differ {
             let child_rel = rel.join(&name);
             let path = here.join(&name);
             let metadata = std::fs::symlink_metadata(&path).map_err(io(&path))?;
-            let changed = change_time(&metadata) > self.prepared_at;
+            let touched = change_time(&metadata) > self.prepared.changed_after;
             if metadata.is_dir() {
+                let child_moved =
+                    moved || self.prepared.directories.get(&child_rel) != Some(&metadata.ino());
                 let child_layers = match shown {
                     Some(Lower::Dir(child_layers)) => child_layers,
                     _ => Vec::new(),
                 };
-                let destination = self.upper.join(&child_rel);
+                let changed = touched || child_moved;
                 if changed {
                     self.ensure_dir(&child_rel)?;
                 }
-                let below = self.directory(rootfs, &child_rel, &child_layers)?;
+                let below = self.directory(&child_rel, &child_layers, child_moved)?;
                 if changed || below {
-                    copy_metadata(&path, &destination, &metadata)?;
+                    copy_metadata(&path, &self.upper.join(&child_rel), &metadata)?;
                     wrote = true;
                 }
-            } else if changed || shown.is_none() {
+            } else if moved || touched || shown.is_none() {
                 if let Some(parent) = child_rel.parent() {
                     self.ensure_dir(parent)?;
                 }
-                copy_entry(
-                    &path,
-                    &self.upper.join(&child_rel),
-                    &metadata,
-                    &mut self.links,
-                )?;
+                move_entry(&path, &self.upper.join(&child_rel), &metadata)?;
                 wrote = true;
+            }
+        }
+        if moved && !lower.is_empty() {
+            // It replaced a directory of the parents: hide that one whole, as overlayfs does.
+            self.ensure_dir(rel)?;
+            let dir = self.upper.join(rel);
+            let marked = rustix::fs::lsetxattr(
+                &dir,
+                self.opaque_xattr,
+                b"y",
+                rustix::fs::XattrFlags::empty(),
+            );
+            if marked.is_ok() {
+                return Ok(true);
             }
         }
         for (name, _) in lower {
@@ -471,7 +532,7 @@ mod tests {
         found
     }
 
-    /// Only meaningful where whiteouts can be created (root, or kernel ≥ 5.8).
+    /// Needs whiteouts to be creatable: root, or Linux ≥ 5.8.
     #[test]
     fn applies_layers_and_diffs_changes() {
         let temp = tempfile::tempdir().expect("tempdir");
@@ -482,6 +543,9 @@ mod tests {
         write(&base.join("etc/edit"), "old");
         write(&base.join("opt/a/x"), "x");
         write(&base.join("var/old"), "old");
+        write(&base.join("site/index"), "new");
+        write(&base.join("srv/index"), "old");
+        write(&base.join("srv/other"), "old");
         write(&top.join("var/new"), "new");
         std::fs::create_dir_all(top.join("etc")).expect("mkdir");
         whiteout(&top.join("etc/gone"));
@@ -489,7 +553,7 @@ mod tests {
         whiteout(&top.join("opt/a"));
         let view = temp.path().join("view");
         std::fs::create_dir(&view).expect("mkdir");
-        let prepared_at = prepare(&[base.clone(), top.clone()], &view).expect("prepare");
+        let prepared = prepare(&[base.clone(), top.clone()], &view).expect("prepare");
         let rootfs = view.join("rootfs");
         assert_eq!(
             listing(&rootfs),
@@ -498,39 +562,50 @@ mod tests {
                 "etc/edit file:old",
                 "etc/keep file:keep",
                 "opt dir",
+                "site dir",
+                "site/index file:new",
+                "srv dir",
+                "srv/index file:old",
+                "srv/other file:old",
                 "var dir",
                 "var/new file:new",
                 "var/old file:old",
             ]
         );
-        // The step: edit, delete a lower file, delete a directory, add a file, chmod.
+        // The step: edit, delete a lower file, delete a directory, add a file, chmod, and
+        // move a directory over another (its entries keep their change times).
         std::fs::write(rootfs.join("etc/edit"), "new").expect("edit");
         std::fs::remove_file(rootfs.join("var/old")).expect("rm");
         std::fs::remove_dir(rootfs.join("opt")).expect("rmdir");
-        write(&rootfs.join("srv/data"), "data");
+        write(&rootfs.join("data/file"), "data");
         std::fs::set_permissions(
             rootfs.join("etc/keep"),
             std::fs::Permissions::from_mode(0o600),
         )
         .expect("chmod");
+        std::fs::remove_dir_all(rootfs.join("srv")).expect("rm srv");
+        std::fs::rename(rootfs.join("site"), rootfs.join("srv")).expect("mv");
         let upper = view.join("upper");
         diff(
             &[base, top],
             &rootfs,
             &upper,
-            prepared_at,
+            &prepared,
             "user.overlay.opaque",
         )
         .expect("diff");
         assert_eq!(
             listing(&upper),
             [
+                "data dir",
+                "data/file file:data",
                 "etc dir",
                 "etc/edit file:new",
                 "etc/keep file:keep",
                 "opt whiteout",
+                "site whiteout",
                 "srv dir",
-                "srv/data file:data",
+                "srv/index file:new",
                 "var dir",
                 "var/old whiteout",
             ]
@@ -540,5 +615,10 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        assert!(
+            is_opaque(&upper.join("srv")),
+            "the moved directory hides the old one"
+        );
+        assert!(!is_opaque(&upper.join("etc")));
     }
 }

@@ -82,7 +82,7 @@ impl Snapshotter {
                 std::io::Error::other("a new snapshot's directory must be empty"),
             ));
         }
-        let prepared_at = match self.kind {
+        let prepared = match self.kind {
             SnapshotterKind::Overlay => {
                 for sub in ["upper", "work"] {
                     let path = dir.join(sub);
@@ -96,7 +96,7 @@ impl Snapshotter {
             kind: self.kind,
             parents: parents.to_vec(),
             dir: dir.to_owned(),
-            prepared_at,
+            prepared,
             opaque_xattr: self.opaque_xattr,
         })
     }
@@ -108,8 +108,8 @@ pub struct View {
     kind: SnapshotterKind,
     parents: Vec<PathBuf>,
     dir: PathBuf,
-    /// Copy kind: the change time after which a file counts as written by the step.
-    prepared_at: Option<copy::ChangeTime>,
+    /// Copy kind: what the comparison after the step needs.
+    prepared: Option<copy::Prepared>,
     opaque_xattr: &'static str,
 }
 
@@ -129,23 +129,17 @@ impl View {
     /// Turns the view into its diff, `DIR/upper`, and drops everything else.
     pub fn commit(self) -> Result<Diff> {
         let upper = self.dir.join("upper");
-        match (self.kind, self.prepared_at) {
+        match (self.kind, &self.prepared) {
             (SnapshotterKind::Overlay, _) => remove_tree(&self.dir.join("work"))?,
-            (SnapshotterKind::Copy, Some(prepared_at)) => {
+            (SnapshotterKind::Copy, Some(prepared)) => {
                 let rootfs = self.dir.join("rootfs");
-                copy::diff(
-                    &self.parents,
-                    &rootfs,
-                    &upper,
-                    prepared_at,
-                    self.opaque_xattr,
-                )?;
+                copy::diff(&self.parents, &rootfs, &upper, prepared, self.opaque_xattr)?;
                 remove_tree(&rootfs)?;
             }
             (SnapshotterKind::Copy, None) => {
                 return Err(Error::io(
                     &self.dir,
-                    std::io::Error::other("copy view without a preparation time"),
+                    std::io::Error::other("copy view without its preparation record"),
                 ))
             }
         }
