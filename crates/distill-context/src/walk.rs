@@ -193,8 +193,12 @@ impl Walker<'_> {
             }
             self.path.extend_from_slice(name.as_bytes());
             let excluded = self.decide(depth);
-            if excluded && hint != FileType::Directory && hint != FileType::Unknown {
-                continue;
+            if excluded {
+                // Only a directory an exception may reach into is worth a look.
+                let maybe_dir = matches!(hint, FileType::Directory | FileType::Unknown);
+                if !maybe_dir || !self.matcher.may_include_under(&self.path) {
+                    continue;
+                }
             }
             let stat = match rustix::fs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(stat) => stat,
@@ -205,9 +209,10 @@ impl Walker<'_> {
             };
             let kind = kind_of(FileType::from_raw_mode(stat.st_mode as _));
             if excluded {
-                if kind == FileKind::Dir && self.matcher.may_include_under(&self.path) {
+                if kind == FileKind::Dir {
                     let mark = self.pending.len();
-                    let entry = self.entry(&stat, kind, None);
+                    let mut entry = self.entry(&stat, kind, None);
+                    entry.xattrs = self.read_xattrs(dir, &name)?;
                     self.pending.push(entry);
                     // BuildKit skips what it cannot read inside an excluded directory.
                     if let Ok(subdir) = open_subdir(dir, &name) {
