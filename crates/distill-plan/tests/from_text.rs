@@ -689,3 +689,41 @@ fn parser_warnings_are_kept() {
     let plan = plan("FROM alpine\nRUN echo a \\\n\n  b\n");
     assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
 }
+
+#[test]
+fn the_hello_example_renders() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/hello/Dockerfile"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let source = Source::new("examples/hello/Dockerfile", text);
+    let options = PlanOptions {
+        build_args: build_args(&["GREETING=hi"]),
+        ..defaults()
+    };
+    let plan = plan_source(&source, &options).unwrap();
+    let expected = r#"plan for examples/hello/Dockerfile
+target: stage 2 (the last stage)
+platform: linux/amd64 (building on linux/amd64)
+global args: DEBIAN=bookworm-slim
+build args: GREETING=hi
+
+stage 0 "build"  FROM debian:bookworm-slim (from debian:${DEBIAN})  [linux/amd64]  line 6
+   7  RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+  10  WORKDIR /src
+  11  COPY hello.c .
+  12  ARG GREETING="Hello from distill"
+  13  RUN gcc -static -Os -s -DGREETING="\"${GREETING}\"" -o /hello hello.c
+
+stage 2  FROM scratch  [linux/amd64]  line 19  (target)
+  20  COPY --from=build /hello /hello
+        copies from stage 0 "build"
+  21  USER 65534:65534
+  22  ENTRYPOINT ["/hello"]
+
+skipped (the target does not need them):
+  stage 1 "test"  FROM stage 0 "build"  line 16
+"#;
+    assert_eq!(plan.to_string(), expected);
+}
