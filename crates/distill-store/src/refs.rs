@@ -57,15 +57,19 @@ impl RefDb {
             serde_json::from_slice(&bytes).map_err(|err| corrupt(err.to_string()))?;
         let mut db = RefDb::default();
         for mut descriptor in index.manifests {
-            let name = descriptor
-                .annotations
-                .get(CONTAINERD_NAME)
-                .or_else(|| descriptor.annotations.get(REF_NAME))
-                .map(|text| {
+            // Our entries carry the full reference in both annotations. A layout written by
+            // another tool may carry only `ref.name`, often a bare tag: read it as Docker
+            // would read a name, and keep the image unnamed if it is not one.
+            let name = match descriptor.annotations.get(CONTAINERD_NAME) {
+                Some(text) => Some(
                     Reference::parse(text)
-                        .map_err(|err| corrupt(format!("reference {text:?}: {err}")))
-                })
-                .transpose()?;
+                        .map_err(|err| corrupt(format!("reference {text:?}: {err}")))?,
+                ),
+                None => descriptor
+                    .annotations
+                    .get(REF_NAME)
+                    .and_then(|text| Reference::parse_normalized(text).ok()),
+            };
             let added = parse_time(descriptor.annotations.get(CREATED))
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH);
             let last_used = parse_time(descriptor.annotations.get(LAST_USED));
@@ -188,6 +192,27 @@ mod tests {
         db.set_name(&name, &digest(2));
         assert!(db.records[&digest(1)].names.is_empty());
         assert_eq!(db.by_name(&name).unwrap().target.digest, digest(2));
+    }
+
+    #[test]
+    fn layouts_written_by_other_tools_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        let text = format!(
+            r#"{{"schemaVersion":2,"manifests":[
+              {{"mediaType":"{m}","digest":"{d1}","size":1,"annotations":{{"org.opencontainers.image.ref.name":"busybox:1.36"}}}},
+              {{"mediaType":"{m}","digest":"{d2}","size":2,"annotations":{{"org.opencontainers.image.ref.name":"Not A Name"}}}}]}}"#,
+            m = media_type::OCI_MANIFEST,
+            d1 = digest(1),
+            d2 = digest(2)
+        );
+        std::fs::write(&path, text).unwrap();
+        let db = RefDb::read(&path).unwrap();
+        assert_eq!(
+            db.records[&digest(1)].names[0].to_string(),
+            "docker.io/library/busybox:1.36"
+        );
+        assert!(db.records[&digest(2)].names.is_empty());
     }
 
     #[test]
