@@ -12,6 +12,29 @@
 //! prepares a writable view on parent snapshots and commits its diff in overlayfs's upper
 //! directory format, by overlayfs or by copying.
 //!
+//! ```no_run
+//! use distill_sandbox::{LastLines, Sandbox, SandboxSpec, Snapshotter};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     distill_sandbox::init_if_requested(); // before any thread or async runtime
+//!     let sandbox = Sandbox::new()?;
+//!     let (snapshotter, _why_not_overlay) = Snapshotter::detect(&sandbox, "/var/lib/distill/probe".as_ref())?;
+//!     let view = snapshotter.prepare(&["/var/lib/distill/snapshots/1/fs".into()], "/var/lib/distill/active/2".as_ref())?;
+//!     let mut spec = SandboxSpec::new(view.rootfs(), vec!["/bin/sh".into(), "-c".into(), "apk add curl".into()]);
+//!     spec.env = vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into()];
+//!     let mut tail = LastLines::new(20);
+//!     let status = sandbox.run(&spec, &mut tail)?;
+//!     if status.success() {
+//!         let diff = view.commit()?; // diff.path: overlayfs upper format, ready to become a layer
+//!         println!("diff in {}", diff.path.display());
+//!     } else {
+//!         eprintln!("{status}:\n{}", tail.lines().join("\n"));
+//!         view.remove()?;
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
 //! Machine requirements, detected at run time rather than assumed: Linux ≥ 5.6 (`openat2`,
 //! pidfds); as an ordinary user, unprivileged user namespaces enabled and, for overlayfs in
 //! them, Linux ≥ 5.11 (otherwise [`Snapshotter::detect`] picks the copying snapshotter, which

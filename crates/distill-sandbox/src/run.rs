@@ -372,7 +372,10 @@ impl Sandbox {
     }
 }
 
-/// Stops a running sandbox from any thread (a Ctrl-C handler, a build's cancellation).
+/// Stops a running sandbox from any thread: a build's cancellation, or the caller's Ctrl-C /
+/// SIGTERM handler (a captured sandbox is in its own process group, so the terminal's
+/// signals reach only the caller, which calls [`Killer::cancel`] and sees
+/// [`Error::Cancelled`] from `wait` once everything is dead and cleaned up).
 /// Signals go through a pidfd, so a finished and reaped init can never be confused with
 /// another process.
 #[derive(Clone, Debug)]
