@@ -5,7 +5,7 @@
 //! |---|---|
 //! | ENV, LABEL | keys and values |
 //! | WORKDIR, USER, STOPSIGNAL, each VOLUME path | the argument |
-//! | EXPOSE | each word, then split again into words |
+//! | EXPOSE | each word, then split again into words (then checked as port specs) |
 //! | COPY, ADD | sources, destination, `--chown`, `--chmod`; ADD's `--checksum` |
 //! | RUN | the values of each `--mount` (then the mount is interpreted) |
 //! | ARG | the default, only when no build arg is given ([`crate::Plan::step`]) |
@@ -22,6 +22,7 @@ use distill_shell::{Env, Lexer};
 
 use crate::instruction::{Command, Instruction, KeyValue, SourcesAndDest};
 use crate::mount::parse_mount;
+use crate::ports::exposed_ports;
 
 /// Variables in scope while a stage's instructions run, in the order they were set; setting
 /// a name again replaces its value and moves it to the end (as BuildKit's state env does).
@@ -187,6 +188,7 @@ pub fn expand_instruction(
             for port in ports {
                 expanded.extend(expand_words(lexer, source, port, env)?);
             }
+            exposed_ports(source, &expanded)?;
             Command::Expose(expanded)
         }
         Command::Copy(copy) => {

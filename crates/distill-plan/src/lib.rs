@@ -22,6 +22,7 @@ pub mod instruction;
 mod mount;
 mod plan;
 mod platform;
+mod ports;
 mod reference;
 mod render;
 mod suggest;
@@ -38,3 +39,4 @@ pub use plan::{
     plan, plan_source, Base, Dependency, Input, Plan, PlanOptions, Stage, Via, DEFAULT_PATH,
 };
 pub use platform::Platform;
+pub use ports::exposed_ports;

@@ -727,3 +727,34 @@ skipped (the target does not need them):
 "#;
     assert_eq!(plan.to_string(), expected);
 }
+
+#[test]
+fn expose_is_checked_after_expansion() {
+    let plan = plan("FROM alpine\nARG PROTO=http\nEXPOSE 80/$PROTO\n");
+    let vars = &mut plan.initial_vars::<&str>(&[]);
+    plan.step(&plan.stages[0].instructions[0], vars).unwrap();
+    let error = plan
+        .step(&plan.stages[0].instructions[1], vars)
+        .unwrap_err();
+    assert_error(
+        &error,
+        "invalid proto: http",
+        Some((3, 8)),
+        Some("write a port"),
+    );
+    let source = Source::new("Dockerfile", "EXPOSE 80 8000-8001/udp\n");
+    let words = [
+        distill_frontend::Word {
+            value: "80".into(),
+            pos: Pos::new(1, 8),
+        },
+        distill_frontend::Word {
+            value: "8000-8001/udp".into(),
+            pos: Pos::new(1, 11),
+        },
+    ];
+    assert_eq!(
+        distill_plan::exposed_ports(&source, &words).unwrap(),
+        ["80/tcp", "8000/udp", "8001/udp"]
+    );
+}
