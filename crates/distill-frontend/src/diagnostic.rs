@@ -23,6 +23,16 @@ impl Source {
         }
     }
 
+    /// A Dockerfile read as bytes, as BuildKit reads it: valid UTF-8 is kept as is, and each
+    /// byte that is not part of valid UTF-8 is kept too (as a private-use stand-in character,
+    /// see [`value_bytes`](crate::value_bytes)), so that nothing is lost or replaced.
+    pub fn from_bytes(name: impl Into<String>, bytes: Vec<u8>) -> Source {
+        Source {
+            name: name.into(),
+            text: crate::rawbytes::decode(bytes),
+        }
+    }
+
     /// The physical line `line` (1-based), without its line ending; empty past the end.
     pub fn line(&self, line: u32) -> &str {
         let index = line.saturating_sub(1) as usize;

@@ -38,25 +38,9 @@ fn push_node(out: &mut String, node: &Node) {
         push_node(&mut text, child);
         text.push(')');
     }
-    for (i, arg) in node.args.iter().enumerate() {
+    for arg in &node.args {
         text.push(' ');
-        match healthcheck_type_bytes(node, i) {
-            Some(bytes) => golang::quote_bytes_into(&mut text, bytes),
-            None => golang::quote_into(&mut text, &arg.value),
-        }
+        golang::quote_into(&mut text, &arg.value);
     }
     out.push_str(text.trim());
-}
-
-/// BuildKit finds the end of HEALTHCHECK's type word byte by byte, taking the UTF-8
-/// continuation bytes 0x85 and 0xA0 for spaces, so its type can stop inside a character
-/// (`CMD\u{a0}curl` gives the type `CMD\xc2`). The parser keeps that character whole in the
-/// type; here the type is cut where BuildKit cut it, so the dump shows the same bytes.
-fn healthcheck_type_bytes(node: &Node, index: usize) -> Option<&[u8]> {
-    if index != 0 || node.keyword != "healthcheck" {
-        return None;
-    }
-    let bytes = node.args.first()?.value.as_bytes();
-    let cut = bytes.iter().position(|&b| golang::is_space_byte(b))?;
-    Some(&bytes[..cut])
 }

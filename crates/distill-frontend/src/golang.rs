@@ -9,6 +9,8 @@
 
 use unicode_general_category::{get_general_category, GeneralCategory as Gc};
 
+use crate::rawbytes;
+
 /// Go's `unicode.IsSpace`: the `White_Space` property, which is exactly what
 /// `char::is_whitespace` tests (tab, LF, VT, FF, CR, space, NEL, NBSP, U+1680, U+2000–U+200A,
 /// U+2028, U+2029, U+202F, U+205F, U+3000).
@@ -65,12 +67,15 @@ fn is_print(ch: char) -> bool {
 }
 
 /// Go's `strings.ToLower`: each rune through its simple lowercase mapping (one rune to one
-/// rune, so `İ` becomes `i`, and a final `Σ` stays `σ`, unlike Rust's `str::to_lowercase`).
+/// rune, so `İ` becomes `i`, and a final `Σ` stays `σ`, unlike Rust's `str::to_lowercase`);
+/// a byte that is not UTF-8 comes out as U+FFFD, as Go writes it.
 pub(crate) fn to_lower(s: &str) -> String {
     if s.is_ascii() {
         return s.to_ascii_lowercase();
     }
-    s.chars().map(simple_lowercase).collect()
+    s.chars()
+        .map(|ch| simple_lowercase(rawbytes::as_go_rune(ch)))
+        .collect()
 }
 
 fn simple_lowercase(ch: char) -> char {
@@ -94,6 +99,10 @@ pub(crate) fn quote_into(out: &mut String, s: &str) {
 /// The inside of Go's quoted form of `s`.
 fn push_escaped(out: &mut String, s: &str) {
     for ch in s.chars() {
+        if let Some(byte) = rawbytes::escaped_byte(ch) {
+            out.push_str(&format!("\\x{byte:02x}"));
+            continue;
+        }
         match ch {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -120,19 +129,6 @@ fn push_escaped(out: &mut String, s: &str) {
     }
 }
 
-/// Appends `bytes` quoted as Go's `strconv.Quote` quotes a string holding them: each byte
-/// that is not part of valid UTF-8 is written `\xNN`.
-pub(crate) fn quote_bytes_into(out: &mut String, bytes: &[u8]) {
-    out.push('"');
-    for chunk in bytes.utf8_chunks() {
-        push_escaped(out, chunk.valid());
-        for byte in chunk.invalid() {
-            out.push_str(&format!("\\x{byte:02x}"));
-        }
-    }
-    out.push('"');
-}
-
 /// `s` quoted as Go's `strconv.Quote` (and `%q`) does.
 pub(crate) fn quote(s: &str) -> String {
     let mut out = String::new();
@@ -157,16 +153,11 @@ mod tests {
         // Combining marks are printable in Go.
         assert_eq!(quote("e\u{301}"), "\"e\u{301}\"");
         assert_eq!(quote("\u{2028}\u{3000}"), r#""\u2028\u3000""#);
-    }
-
-    #[test]
-    fn quote_bytes_escapes_invalid_utf8() {
-        let mut out = String::new();
-        quote_bytes_into(&mut out, b"CMD\xc2");
-        assert_eq!(out, r#""CMD\xc2""#);
-        out.clear();
-        quote_bytes_into(&mut out, b"\xe4\xa0x\xff\"\n");
-        assert_eq!(out, r#""\xe4\xa0x\xff\"\n""#);
+        // Bytes that are not UTF-8 (carried as stand-ins) are written as Go writes them.
+        assert_eq!(
+            quote(&crate::rawbytes::decode(b"a\xe9\xff".to_vec())),
+            r#""a\xe9\xff""#
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! start of the word it appears in. It never expands anything.
 
 use crate::golang;
+use crate::rawbytes;
 
 /// A here-document opener found on an instruction line.
 #[derive(Debug, PartialEq, Eq)]
@@ -124,14 +125,25 @@ impl<'a> Lexer<'a> {
             .map(|(_, words)| words)
     }
 
+    /// The next character as Go's text/scanner reads it (a byte that is not UTF-8 is U+FFFD).
     fn peek(&self) -> Option<char> {
-        self.text[self.at..].chars().next()
+        self.text[self.at..]
+            .chars()
+            .next()
+            .map(rawbytes::as_go_rune)
+    }
+
+    /// Moves past the next character.
+    fn advance(&mut self) {
+        if let Some(ch) = self.text[self.at..].chars().next() {
+            self.at += ch.len_utf8();
+        }
     }
 
     fn next_char(&mut self) -> Option<char> {
-        let ch = self.peek()?;
-        self.at += ch.len_utf8();
-        Some(ch)
+        let ch = self.text[self.at..].chars().next()?;
+        self.advance();
+        Some(rawbytes::as_go_rune(ch))
     }
 
     fn add_raw_char(&mut self, words: &mut Words, ch: char, offset: usize) {
@@ -193,7 +205,7 @@ impl<'a> Lexer<'a> {
             };
             let offset = self.at;
             if Some(ch) == stop {
-                self.at += ch.len_utf8();
+                self.advance();
                 break Ok(());
             }
             match ch {
@@ -221,7 +233,7 @@ impl<'a> Lexer<'a> {
                     }
                 }
                 _ => {
-                    self.at += ch.len_utf8();
+                    self.advance();
                     if ch == ESCAPE {
                         if self.raw_escapes {
                             self.add_raw_char(&mut words, ch, offset);
@@ -380,19 +392,19 @@ impl<'a> Lexer<'a> {
         while let Some(ch) = self.peek() {
             if name.is_empty() && golang::is_digit(ch) {
                 while let Some(digit) = self.peek().filter(|&c| golang::is_digit(c)) {
-                    self.at += digit.len_utf8();
+                    self.advance();
                     name.push(digit);
                 }
                 return name;
             }
             if name.is_empty() && matches!(ch, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0') {
-                self.at += ch.len_utf8();
+                self.advance();
                 return ch.to_string();
             }
             if !golang::is_letter(ch) && !golang::is_digit(ch) && ch != '_' {
                 break;
             }
-            self.at += ch.len_utf8();
+            self.advance();
             name.push(ch);
         }
         name

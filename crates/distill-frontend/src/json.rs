@@ -7,6 +7,8 @@
 //! A number beyond float64's range (`1e999`) makes Go's decoder fail, hence "not JSON" too.
 //! The reader is iterative, so deep nesting cannot overflow the stack.
 
+use crate::rawbytes;
+
 /// What the text at the start of an exec-form argument turned out to be.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum JsonArray {
@@ -265,12 +267,13 @@ fn object_key(cursor: &mut Cursor<'_>) -> Option<()> {
 /// Decodes the inside of a JSON string already checked by [`Cursor::string`].
 fn decode_string(inner: &str) -> String {
     if !inner.contains('\\') {
-        return inner.to_string();
+        // Go's decoder writes U+FFFD for each byte that is not UTF-8.
+        return inner.chars().map(rawbytes::as_go_rune).collect();
     }
     let mut out = String::with_capacity(inner.len());
     let mut rest = inner;
     while let Some(i) = rest.find('\\') {
-        out.push_str(&rest[..i]);
+        out.extend(rest[..i].chars().map(rawbytes::as_go_rune));
         rest = &rest[i..];
         let escape = rest.as_bytes().get(1).copied().unwrap_or(b'\\');
         let simple = match escape {
@@ -311,7 +314,7 @@ fn decode_string(inner: &str) -> String {
             out.push(char::from_u32(unit).unwrap_or('\u{fffd}'));
         }
     }
-    out.push_str(rest);
+    out.extend(rest.chars().map(rawbytes::as_go_rune));
     out
 }
 

@@ -20,12 +20,14 @@ mod heredoc;
 mod json;
 mod lines;
 mod parser;
+mod rawbytes;
 mod split;
 pub mod syntax;
 #[cfg(test)]
 mod tests;
 
 pub use diagnostic::{Diagnostic, Source};
+pub use rawbytes::value_bytes;
 pub use syntax::{Directives, Dockerfile, Heredoc, Node, Pos, Word};
 
 /// Parses a Dockerfile as BuildKit's parser does.

@@ -7,6 +7,7 @@
 
 use std::cell::Cell;
 
+use crate::rawbytes;
 use crate::syntax::Pos;
 
 /// Go's `bufio.MaxScanTokenSize`: a line with its `\n` must fit in this many bytes.
@@ -92,6 +93,7 @@ impl LogicalLine {
 
     /// Appends `piece`, whose first character is at `line`:`column` in the file.
     pub(crate) fn push(&mut self, piece: &str, line: u32, column: u32) {
+        let (piece, column) = self.rejoin_split_character(piece, column);
         self.segments.push(Segment {
             offset: self.text.len(),
             line,
@@ -99,6 +101,41 @@ impl LogicalLine {
             ascii: piece.is_ascii(),
         });
         self.text.push_str(piece);
+    }
+
+    /// BuildKit joins lines as bytes, so bytes that are not UTF-8 at the end of one line and
+    /// the start of the next can make one valid character together. Rebuilds that character
+    /// from the stand-ins on both sides; returns the rest of `piece` and its column.
+    fn rejoin_split_character<'p>(&mut self, piece: &'p str, column: u32) -> (&'p str, u32) {
+        let ends_escaped = self
+            .text
+            .chars()
+            .next_back()
+            .is_some_and(|ch| rawbytes::escaped_byte(ch).is_some());
+        let head: usize = piece
+            .chars()
+            .take(3)
+            .take_while(|&ch| rawbytes::escaped_byte(ch).is_some())
+            .map(char::len_utf8)
+            .sum();
+        if !ends_escaped || head == 0 {
+            return (piece, column);
+        }
+        let tail_start = self
+            .text
+            .char_indices()
+            .rev()
+            .take(3)
+            .take_while(|&(_, ch)| rawbytes::escaped_byte(ch).is_some())
+            .last()
+            .map_or(self.text.len(), |(i, _)| i);
+        let mut bytes = rawbytes::value_bytes(&self.text[tail_start..]).into_owned();
+        bytes.extend_from_slice(&rawbytes::value_bytes(&piece[..head]));
+        let joined = rawbytes::decode(bytes);
+        self.text.truncate(tail_start);
+        self.text.push_str(&joined);
+        let head_chars = piece[..head].chars().count() as u32;
+        (&piece[head..], column.saturating_add(head_chars))
     }
 
     /// The file position of byte `offset` of the logical line (the end of the line maps to
@@ -174,6 +211,17 @@ mod tests {
         let mut lines = PhysicalLines::new(&last);
         assert_eq!(lines.next(), None);
         assert_eq!(lines.too_long, Some(1));
+    }
+
+    #[test]
+    fn bytes_split_by_a_continuation_make_one_character() {
+        let text = rawbytes::decode(b"RUN \xe4\xa0|\x80x".to_vec());
+        let (first, second) = text.split_once('|').unwrap();
+        let mut logical = LogicalLine::default();
+        logical.push(first, 1, 1);
+        logical.push(second, 2, 1);
+        assert_eq!(logical.text, "RUN \u{4800}x");
+        assert_eq!(logical.pos(logical.text.len() - 1), Pos::new(2, 2));
     }
 
     #[test]

@@ -18,8 +18,11 @@
 //! so that it gets a file position.
 
 use crate::golang;
+use std::borrow::Cow;
+
 use crate::json::{self, JsonArray};
 use crate::lines::offset_in;
+use crate::rawbytes;
 
 /// A piece of the line: its text and the byte offset where it starts in the logical line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +70,7 @@ pub(crate) fn split_line(line: &str, base: usize, escape: char) -> Result<Split,
         None => (trimmed, None),
     };
     let mut flags = Vec::new();
+    let rest: Cow<'_, str>;
     let mut args_text = "";
     let mut args_base = trimmed_base + trimmed.len();
     if let Some(after) = after {
@@ -79,14 +83,10 @@ pub(crate) fn split_line(line: &str, base: usize, escape: char) -> Result<Split,
                 offset: after_base + start,
             })
             .collect();
-        let mut rest_start = rest_start;
-        // The flag scan reads bytes; should it stop inside a character, move to its end.
-        while !after.is_char_boundary(rest_start) {
-            rest_start += 1;
-        }
-        let rest = &after[rest_start..];
+        // The flag scan reads bytes and may stop inside a character, as BuildKit's does.
+        rest = rawbytes::tail_from(after, rest_start);
         args_text = rest.trim();
-        args_base = after_base + rest_start + offset_in(rest, args_text);
+        args_base = after_base + rest_start + offset_in(&rest, args_text);
     }
     let mut split = Split {
         keyword: golang::to_lower(keyword),
@@ -139,13 +139,6 @@ impl<'a> Text<'a> {
             offset: self.base + offset_in(self.s, part),
         }
     }
-
-    fn sub(&self, part: &'a str) -> Text<'a> {
-        Text {
-            s: part,
-            base: self.base + offset_in(self.s, part),
-        }
-    }
 }
 
 /// BuildKit's `extractBuilderFlags`: the leading `--flag[=value]` words of `line`, and the
@@ -160,7 +153,8 @@ fn extract_flags(line: &str, escape: char) -> (usize, Vec<(String, usize)>) {
         Word,
         Quote(u8),
     }
-    let bytes = line.as_bytes();
+    let units = rawbytes::ByteUnits::new(line);
+    let bytes = units.bytes.as_ref();
     let escape = escape as u8;
     let mut flags = Vec::new();
     let mut phase = Phase::Spaces;
@@ -180,14 +174,14 @@ fn extract_flags(line: &str, escape: char) -> (usize, Vec<(String, usize)>) {
                 continue;
             }
             if ch != b'-' || bytes.get(pos + 1) != Some(&b'-') {
-                return (pos, flags);
+                return (units.offset(pos), flags);
             }
             phase = Phase::Word;
             word_start = pos;
         }
         if at_end {
             if word != "--" && (blank_ok || !word.is_empty()) {
-                flags.push((word, word_start));
+                flags.push((word, units.offset(word_start)));
             }
             break;
         }
@@ -196,10 +190,10 @@ fn extract_flags(line: &str, escape: char) -> (usize, Vec<(String, usize)>) {
                 if golang::is_space_byte(ch) {
                     phase = Phase::Spaces;
                     if word == "--" {
-                        return (pos, flags);
+                        return (units.offset(pos), flags);
                     }
                     if blank_ok || !word.is_empty() {
-                        flags.push((std::mem::take(&mut word), word_start));
+                        flags.push((std::mem::take(&mut word), units.offset(word_start)));
                     }
                     word.clear();
                     blank_ok = false;
@@ -245,12 +239,13 @@ fn extract_flags(line: &str, escape: char) -> (usize, Vec<(String, usize)>) {
         }
         pos += 1;
     }
-    (bytes.len(), flags)
+    (line.len(), flags)
 }
 
 /// BuildKit's `parseWords`: words separated by Unicode whitespace, where quotes group words
 /// and the escape character keeps the next character in the word; quotes and escapes stay in
-/// the words. An escape character at the very end is dropped.
+/// the words. An escape character at the very end is dropped. Go decodes the text rune by
+/// rune here, so a byte that is not UTF-8 becomes U+FFFD in the word.
 fn split_words(text: Text<'_>, escape: char) -> Vec<Piece> {
     #[derive(PartialEq)]
     enum Phase {
@@ -296,13 +291,13 @@ fn split_words(text: Text<'_>, escape: char) -> Vec<Piece> {
                     if at_last(&mut chars) {
                         continue;
                     }
-                    word.push(ch);
+                    word.push(rawbytes::as_go_rune(ch));
                     if let Some((_, next)) = chars.next() {
-                        word.push(next);
+                        word.push(rawbytes::as_go_rune(next));
                     }
                     continue;
                 }
-                word.push(ch);
+                word.push(rawbytes::as_go_rune(ch));
             }
             Phase::Quote(quote) => {
                 if ch == quote {
@@ -313,13 +308,13 @@ fn split_words(text: Text<'_>, escape: char) -> Vec<Piece> {
                         phase = Phase::Word;
                         continue;
                     }
-                    word.push(ch);
+                    word.push(rawbytes::as_go_rune(ch));
                     if let Some((_, next)) = chars.next() {
-                        word.push(next);
+                        word.push(rawbytes::as_go_rune(next));
                     }
                     continue;
                 }
-                word.push(ch);
+                word.push(rawbytes::as_go_rune(ch));
             }
             Phase::Spaces => {}
         }
@@ -458,30 +453,34 @@ fn maybe_json_to_list(text: Text<'_>) -> Result<(Vec<Piece>, bool), SplitError> 
     })
 }
 
-/// HEALTHCHECK: the first word (found byte by byte, as BuildKit does), then CMD's splitting.
-/// Where BuildKit's byte search stops inside a character (at a 0x85 or 0xA0 continuation
-/// byte), the type keeps the whole character; the dump cuts it back to BuildKit's bytes.
+/// HEALTHCHECK: the first word (found byte by byte, as BuildKit does, so a 0x85 or 0xA0
+/// continuation byte ends it inside a character), then CMD's splitting.
 fn health_config(text: Text<'_>) -> Result<(Vec<Piece>, bool), SplitError> {
-    let bytes = text.s.as_bytes();
-    let mut sep = bytes
+    let units = rawbytes::ByteUnits::new(text.s);
+    let bytes = units.bytes.as_ref();
+    let sep_unit = bytes
         .iter()
         .position(|&b| golang::is_space_byte(b))
         .unwrap_or(bytes.len());
-    if sep == 0 {
+    if sep_unit == 0 {
         return Ok((Vec::new(), false));
     }
-    let mut next = sep;
-    while next < bytes.len() && golang::is_space_byte(bytes[next]) {
-        next += 1;
+    let mut next_unit = sep_unit;
+    while next_unit < bytes.len() && golang::is_space_byte(bytes[next_unit]) {
+        next_unit += 1;
     }
-    while !text.s.is_char_boundary(sep) {
-        sep += 1;
-    }
-    while !text.s.is_char_boundary(next) {
-        next += 1;
-    }
-    let mut args = vec![text.piece(&text.s[..sep])];
-    let (command, json) = maybe_json(text.sub(&text.s[next..]))?;
+    // Either cut may fall inside a character, as in BuildKit.
+    let sep = units.offset(sep_unit);
+    let next = units.offset(next_unit);
+    let mut args = vec![Piece {
+        value: rawbytes::head_to(text.s, sep).into_owned(),
+        offset: text.base,
+    }];
+    let command_text = rawbytes::tail_from(text.s, next);
+    let (command, json) = maybe_json(Text {
+        s: &command_text,
+        base: text.base + next,
+    })?;
     args.extend(command);
     Ok((args, json))
 }

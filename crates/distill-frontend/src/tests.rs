@@ -436,7 +436,29 @@ fn non_ascii_flags_read_byte_by_byte() {
 fn healthcheck_type_is_cut_where_buildkit_cuts_it() {
     let dockerfile = parsed("HEALTHCHECK CMD\u{a0}curl x\n");
     assert_eq!(dump(&dockerfile), "(healthcheck \"CMD\\xc2\" \"curl x\")\n");
-    assert_eq!(dockerfile.nodes[0].args[0].value, "CMD\u{a0}");
+    // The value holds BuildKit's exact bytes: the cut character's first byte stands alone.
+    assert_eq!(
+        crate::value_bytes(&dockerfile.nodes[0].args[0].value).as_ref(),
+        b"CMD\xc2"
+    );
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_kept_and_dumped_like_go() {
+    let source = Source::from_bytes(
+        "Dockerfile",
+        b"FROM a\nMAINTAINER Jos\xe9 <j@example.com>\nENV NAME=Ren\xe9\nRUN echo \xe4\xa0\\\n\x80 done\n"
+            .to_vec(),
+    );
+    let dockerfile = parse(&source).expect("parses");
+    assert_eq!(
+        dump(&dockerfile),
+        "(from \"a\")\n(maintainer \"Jos\\xe9 <j@example.com>\")\n(env \"NAME\" \"Ren\u{fffd}\" \"=\")\n(run \"echo \u{4800} done\")\n"
+    );
+    assert_eq!(
+        crate::value_bytes(&dockerfile.nodes[1].args[0].value).as_ref(),
+        b"Jos\xe9 <j@example.com>"
+    );
 }
 
 #[test]
