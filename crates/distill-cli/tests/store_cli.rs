@@ -231,6 +231,11 @@ fn inspect_prints_a_docker_shaped_array() {
     assert_eq!(app["Created"], "2024-01-02T03:04:05Z");
     assert_eq!(app["Os"], "linux");
     assert_eq!(app["Config"]["Cmd"], serde_json::json!(["/app"]));
+    assert_eq!(
+        app["Config"]["Hostname"], "",
+        "Docker's zero values are printed"
+    );
+    assert_eq!(app["Config"]["Entrypoint"], Value::Null);
     assert_eq!(app["RootFS"]["Type"], "layers");
     assert_eq!(app["RootFS"]["Layers"].as_array().unwrap().len(), 2);
     assert_eq!(

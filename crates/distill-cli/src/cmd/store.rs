@@ -333,11 +333,7 @@ fn inspect_object(image: &Image) -> Value {
     );
     object.insert(
         "Config".into(),
-        config
-            .config
-            .as_ref()
-            .and_then(|c| serde_json::to_value(c).ok())
-            .unwrap_or(Value::Null),
+        docker_container_config(config.config.as_ref()),
     );
     object.insert("Architecture".into(), json!(config.architecture));
     if let Some(variant) = &config.variant {
@@ -361,6 +357,58 @@ fn inspect_object(image: &Image) -> Value {
         serde_json::to_value(&image.record.target).unwrap_or(Value::Null),
     );
     Value::Object(object)
+}
+
+/// The image's runtime config in the shape of Docker's `container.Config`: every field Docker
+/// always prints, in its order, with its zero values; optional ones only when set; fields we do
+/// not know at the end.
+fn docker_container_config(config: Option<&distill_image::RuntimeConfig>) -> Value {
+    let mut given = match config.map(serde_json::to_value) {
+        Some(Ok(Value::Object(map))) => map,
+        _ => Map::new(),
+    };
+    // (field, zero value; `None` for fields Docker omits when empty)
+    let fields: [(&str, Option<Value>); 25] = [
+        ("Hostname", Some(json!(""))),
+        ("Domainname", Some(json!(""))),
+        ("User", Some(json!(""))),
+        ("AttachStdin", Some(json!(false))),
+        ("AttachStdout", Some(json!(false))),
+        ("AttachStderr", Some(json!(false))),
+        ("ExposedPorts", None),
+        ("Tty", Some(json!(false))),
+        ("OpenStdin", Some(json!(false))),
+        ("StdinOnce", Some(json!(false))),
+        ("Env", Some(Value::Null)),
+        ("Cmd", Some(Value::Null)),
+        ("Healthcheck", None),
+        ("ArgsEscaped", None),
+        ("Image", Some(json!(""))),
+        ("Volumes", Some(Value::Null)),
+        ("WorkingDir", Some(json!(""))),
+        ("Entrypoint", Some(Value::Null)),
+        ("NetworkDisabled", None),
+        ("MacAddress", None),
+        ("OnBuild", Some(Value::Null)),
+        ("Labels", Some(Value::Null)),
+        ("StopSignal", None),
+        ("StopTimeout", None),
+        ("Shell", None),
+    ];
+    let mut shaped = Map::new();
+    for (field, zero) in fields {
+        match (given.remove(field), zero) {
+            (Some(value), _) => {
+                shaped.insert(field.to_string(), value);
+            }
+            (None, Some(zero)) => {
+                shaped.insert(field.to_string(), zero);
+            }
+            (None, None) => {}
+        }
+    }
+    shaped.extend(given);
+    Value::Object(shaped)
 }
 
 // ---- history ----
