@@ -6,7 +6,7 @@
 //! | ENV, LABEL | keys and values |
 //! | WORKDIR, USER, STOPSIGNAL, each VOLUME path | the argument |
 //! | EXPOSE | each word, then split again into words (then checked as port specs) |
-//! | COPY, ADD | sources, destination, `--chown`, `--chmod`; ADD's `--checksum` |
+//! | COPY, ADD | sources, destination, `--chown`, `--chmod` (then checked); ADD's `--checksum` |
 //! | RUN | the values of each `--mount` (then the mount is interpreted) |
 //! | ARG | the default, only when no build arg is given ([`crate::Plan::step`]) |
 //! | FROM | image and `--platform`, with global args only ([`crate::plan()`]) |
@@ -20,6 +20,7 @@
 use distill_frontend::{Diagnostic, Source, Word};
 use distill_shell::{Env, Lexer};
 
+use crate::chmod::parse_chmod;
 use crate::instruction::{Command, Instruction, KeyValue, SourcesAndDest};
 use crate::mount::parse_mount;
 use crate::ports::exposed_ports;
@@ -196,6 +197,10 @@ pub fn expand_instruction(
             copy.files = files(&copy.files)?;
             copy.chown = optional(&copy.chown)?;
             copy.chmod = optional(&copy.chmod)?;
+            check_chmod(source, &copy.chmod)?;
+            for path in &copy.files.sources {
+                check_copy_source(source, path)?;
+            }
             Command::Copy(copy)
         }
         Command::Add(add) => {
@@ -204,6 +209,7 @@ pub fn expand_instruction(
             add.chown = optional(&add.chown)?;
             add.chmod = optional(&add.chmod)?;
             add.checksum = optional(&add.checksum)?;
+            check_chmod(source, &add.chmod)?;
             Command::Add(add)
         }
         Command::Run(run) => {
@@ -220,6 +226,33 @@ pub fn expand_instruction(
         command,
         ..instruction.clone()
     })
+}
+
+fn check_chmod(source: &Source, chmod: &Option<Word>) -> Result<(), Diagnostic> {
+    match chmod {
+        Some(word) => parse_chmod(source, word).map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// COPY reads files only: URLs and git repositories are ADD's.
+fn check_copy_source(source: &Source, path: &Word) -> Result<(), Diagnostic> {
+    let text = path.value.as_str();
+    let http = text.starts_with("http://") || text.starts_with("https://");
+    let git_url = text.split('#').next().unwrap_or(text).ends_with(".git");
+    let git = text.starts_with("git@")
+        || text.starts_with("git://")
+        || text.starts_with("ssh://")
+        || (http && git_url);
+    let message = if git {
+        "source can't be a git ref for COPY"
+    } else if http {
+        "source can't be a URL for COPY"
+    } else {
+        return Ok(());
+    };
+    Err(Diagnostic::at(source, path.pos, message)
+        .with_hint("use ADD to fetch from a URL or a git repository"))
 }
 
 /// Checks a STOPSIGNAL value as moby's `signal.ParseSignal`: a nonzero number, or a signal

@@ -15,6 +15,7 @@
 //! ([`Plan::initial_vars`]), to get each instruction with its variables expanded.
 
 mod args;
+mod chmod;
 pub mod expand;
 mod flags;
 mod golang;
@@ -28,6 +29,7 @@ mod render;
 mod suggest;
 
 pub use args::{BuildArgs, PROXY_ARGS};
+pub use chmod::{parse_chmod, Chmod};
 pub use expand::{expand_instruction, Vars};
 pub use instruction::{
     parse_instruction, parse_instructions, parse_trigger, Add, ArgDecl, Check, Command,

@@ -758,3 +758,24 @@ fn expose_is_checked_after_expansion() {
         ["80/tcp", "8000/udp", "8001/udp"]
     );
 }
+
+#[test]
+fn copy_checks_after_expansion() {
+    let plan = plan(
+        "FROM alpine\nCOPY --chmod=0999 a b\nCOPY https://example.com/x /x\nCOPY git@github.com:o/r.git /r\nADD --chmod=u+x https://example.com/x /x\n",
+    );
+    let steps: Vec<Result<distill_plan::Instruction, Diagnostic>> = plan.stages[0]
+        .instructions
+        .iter()
+        .map(|i| plan.step(i, &mut plan.initial_vars::<&str>(&[])))
+        .collect();
+    let message = |i: usize| steps[i].as_ref().unwrap_err().message.clone();
+    assert_eq!(
+        message(0),
+        "invalid chmod parameter: '0999'. it should be octal string and between 0 and 07777"
+    );
+    assert_eq!(steps[0].as_ref().unwrap_err().pos, Some(Pos::new(2, 14)));
+    assert_eq!(message(1), "source can't be a URL for COPY");
+    assert_eq!(message(2), "source can't be a git ref for COPY");
+    assert!(steps[3].is_ok());
+}
