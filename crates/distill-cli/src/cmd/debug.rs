@@ -54,8 +54,8 @@ pub fn run(command: DebugCommand, _global: &Global) -> anyhow::Result<ExitCode> 
 fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let source = Source::new(args.file.display().to_string(), text);
+    // Bytes that are not UTF-8 are kept, as BuildKit keeps them (its dump shows them as \xNN).
+    let source = Source::from_bytes(args.file.display().to_string(), bytes);
     match distill_frontend::parse(&source) {
         Ok(dockerfile) => {
             print!("{}", distill_frontend::dump(&dockerfile));
