@@ -10,6 +10,8 @@ pub enum StoreError {
     NoSuchImage(String),
     #[error("ambiguous image ID prefix {prefix:?}: it matches {count} images")]
     AmbiguousId { prefix: String, count: usize },
+    #[error("image {digest} has no manifest for platform {platform} in the store")]
+    NoPlatform { platform: String, digest: Digest },
     #[error("content {digest} is not in the store")]
     MissingBlob { digest: Digest },
     #[error("size mismatch for {digest}: expected {expected} bytes, got {actual}")]

@@ -64,9 +64,13 @@ impl Image {
 
     /// Bytes of content the image consists of: manifest, config and layer blobs (compressed).
     pub fn content_size(&self) -> u64 {
-        self.manifest_descriptor.size
-            + self.manifest.config.size
-            + self.manifest.layers.iter().map(|l| l.size).sum::<u64>()
+        // Sizes come from manifests, which anyone can write: never overflow on them.
+        self.manifest.layers.iter().fold(
+            self.manifest_descriptor
+                .size
+                .saturating_add(self.manifest.config.size),
+            |sum, l| sum.saturating_add(l.size),
+        )
     }
 
     /// Every blob the image needs, including the index when the record points at one.
@@ -279,8 +283,18 @@ impl Store {
     /// Reads the manifest and config of a record, choosing this machine's platform from an
     /// index (or the first entry present locally).
     pub fn image(&self, record: &ImageRecord) -> Result<Image> {
+        self.read_image(record, &Platform::host(), false)
+    }
+
+    /// Like [`Store::image`], but an index must hold a manifest for `platform` (for
+    /// `--platform`): no other platform is taken instead.
+    pub fn image_for_platform(&self, record: &ImageRecord, platform: &Platform) -> Result<Image> {
+        self.read_image(record, platform, true)
+    }
+
+    fn read_image(&self, record: &ImageRecord, platform: &Platform, strict: bool) -> Result<Image> {
         let (manifest_descriptor, manifest) =
-            self.platform_manifest(&record.target, &Platform::host(), 0)?;
+            self.platform_manifest(&record.target, platform, strict, 0)?;
         let config_bytes = self.read_blob(&manifest.config)?;
         let config = ImageConfig::parse(&config_bytes).map_err(|source| StoreError::Format {
             what: "image config",
@@ -300,6 +314,7 @@ impl Store {
         &self,
         descriptor: &Descriptor,
         platform: &Platform,
+        strict: bool,
         depth: usize,
     ) -> Result<(Descriptor, ImageManifest)> {
         match self.read_manifest(descriptor)? {
@@ -310,6 +325,12 @@ impl Store {
             }),
             Manifest::Index(index) => {
                 let preferred = index.select(platform).filter(|d| self.has_blob(&d.digest));
+                if strict && preferred.is_none() {
+                    return Err(StoreError::NoPlatform {
+                        platform: platform.to_string(),
+                        digest: descriptor.digest.clone(),
+                    });
+                }
                 let chosen = preferred.or_else(|| {
                     index.manifests.iter().find(|d| {
                         (media_type::is_manifest(&d.media_type)
@@ -318,7 +339,7 @@ impl Store {
                     })
                 });
                 match chosen {
-                    Some(child) => self.platform_manifest(child, platform, depth + 1),
+                    Some(child) => self.platform_manifest(child, platform, strict, depth + 1),
                     None => Err(StoreError::MissingBlob {
                         digest: index
                             .manifests
@@ -399,7 +420,7 @@ impl Store {
 
     /// The image ID of a record, if its manifest can be read.
     pub fn image_id(&self, record: &ImageRecord) -> Option<Digest> {
-        self.platform_manifest(&record.target, &Platform::host(), 0)
+        self.platform_manifest(&record.target, &Platform::host(), false, 0)
             .ok()
             .map(|(_, manifest)| manifest.config.digest)
     }

@@ -52,6 +52,12 @@ impl TestImage {
         self
     }
 
+    /// The config's architecture (default: this machine's).
+    pub fn architecture(mut self, architecture: &str) -> TestImage {
+        self.architecture = architecture.to_string();
+        self
+    }
+
     pub fn cmd(mut self, cmd: &[&str]) -> TestImage {
         self.cmd = cmd.iter().map(|s| s.to_string()).collect();
         self

@@ -501,3 +501,59 @@ fn concurrent_writers_of_the_same_blob_agree() {
     assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), content);
     assert_eq!(entries(&store.root().join("ingest")), 0);
 }
+
+#[test]
+fn multi_platform_indexes_resolve_per_platform() {
+    use distill_image::{media_type, Descriptor, ImageIndex, Platform};
+    let (_dir, store) = store();
+    let _lease = store.lease().unwrap();
+    let mut entries = Vec::new();
+    let mut images = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let image = TestImage::new()
+            .architecture(arch)
+            .layer(&[("arch", arch.as_bytes())])
+            .commit(&store, &[])
+            .unwrap();
+        let mut entry = image.manifest_descriptor.clone();
+        entry.platform = Some(Platform::new("linux", arch, None));
+        entries.push(entry);
+        images.push(image);
+    }
+    // Both platform images were recorded unnamed; the index takes the name.
+    let index = ImageIndex::new_oci(entries).to_json();
+    store.put_blob(&index).unwrap();
+    let target = Descriptor::for_bytes(media_type::OCI_INDEX, &index);
+    let record = store
+        .add_image(&target, &[Reference::parse_normalized("multi").unwrap()])
+        .unwrap();
+
+    let arm = store
+        .image_for_platform(&record, &Platform::parse("linux/arm64/v8").unwrap())
+        .unwrap();
+    assert_eq!(arm.id(), images[1].id());
+    assert_eq!(arm.config.architecture, "arm64");
+    let amd = store
+        .image_for_platform(&record, &Platform::parse("linux/amd64").unwrap())
+        .unwrap();
+    assert_eq!(amd.id(), images[0].id());
+    assert!(matches!(
+        store.image_for_platform(&record, &Platform::parse("linux/s390x").unwrap()),
+        Err(StoreError::NoPlatform { .. })
+    ));
+    // Without a platform asked for, some image is shown rather than none.
+    assert!(store.image(&record).is_ok());
+
+    // Collection keeps both platforms of a named index, and drops them with it.
+    drop(_lease);
+    store.remove_images(&["multi"], false).unwrap();
+    store
+        .prune(PruneOptions {
+            untagged_images: true,
+        })
+        .unwrap();
+    assert!(store.images().unwrap().is_empty());
+    for image in &images {
+        assert!(!store.has_blob(image.id()));
+    }
+}
