@@ -1,6 +1,7 @@
 //! `distill plan`: the stages a build would run, in order, with their bases, platforms and
 //! instructions, and the stages it would skip. Reads the Dockerfile; never touches an image.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,7 +14,7 @@ use crate::global::Global;
 
 #[derive(Args)]
 pub struct PlanArgs {
-    /// The Dockerfile [default: CONTEXT/Dockerfile]
+    /// The Dockerfile, `-` for standard input [default: CONTEXT/Dockerfile]
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
 
@@ -45,7 +46,15 @@ pub fn run(args: PlanArgs, _global: &Global) -> anyhow::Result<ExitCode> {
         );
     }
     let file = args.file.unwrap_or_else(|| args.context.join("Dockerfile"));
-    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bytes = if file.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read the Dockerfile from standard input")?;
+        bytes
+    } else {
+        std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?
+    };
     let text = String::from_utf8(bytes)
         .with_context(|| format!("{} is not UTF-8 text", file.display()))?;
     let source = Source::new(file.display().to_string(), text);
