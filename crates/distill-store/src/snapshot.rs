@@ -66,6 +66,17 @@ impl PreparedSnapshot {
         self.dir.join("fs")
     }
 
+    /// An empty directory beside [`fs_dir`](Self::fs_dir) on the same filesystem, for
+    /// overlayfs's `workdir` when `fs_dir` is the upper directory. Removed at commit.
+    pub fn work_dir(&self) -> Result<PathBuf> {
+        let work = self.dir.join("work");
+        match fs::create_dir(&work) {
+            Ok(()) => Ok(work),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(work),
+            Err(err) => Err(err).at("creating", &work),
+        }
+    }
+
     /// Publishes the snapshot under `diff_id`. If another process committed the same diff ID
     /// first, ours is discarded and theirs returned: both hold the same layer.
     pub fn commit(mut self, diff_id: &Digest) -> Result<Snapshot> {
@@ -74,6 +85,8 @@ impl PreparedSnapshot {
         if let Some(existing) = read_snapshot(&target)? {
             return Ok(existing);
         }
+        let work = self.dir.join("work");
+        atomic::remove_tree(&work).at("removing", &work)?;
         let size = atomic::tree_size(&self.fs_dir()).at("measuring", &self.dir)?;
         let meta = SnapshotMeta {
             diff_id: diff_id.clone(),

@@ -279,7 +279,12 @@ fn layers_and_snapshots_are_shared_and_collected_when_unreferenced() {
     {
         let prepared = store.prepare_snapshot().unwrap();
         fs::write(prepared.fs_dir().join("file"), diff_id.hex()).unwrap();
+        fs::write(prepared.work_dir().unwrap().join("scratch"), b"overlay").unwrap();
         let snapshot = prepared.commit(diff_id).unwrap();
+        assert!(
+            !snapshot.dir.join("work").exists(),
+            "the work dir is not published"
+        );
         assert_eq!(snapshot.meta.size, 64);
     }
     // Committing the same diff ID again keeps the first one.
