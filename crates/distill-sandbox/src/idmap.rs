@@ -135,6 +135,41 @@ impl IdMapping {
         }
     }
 
+    /// Writes the maps of the user namespace process `pid` has just created, with
+    /// `newuidmap`/`newgidmap` (subordinate mapping only; the others need no helper).
+    pub(crate) fn write_maps(&self, pid: u32) -> crate::Result<()> {
+        let IdMapping::Subordinate {
+            uid_ranges,
+            gid_ranges,
+            newuidmap,
+            newgidmap,
+        } = self
+        else {
+            return Err(crate::Error::Protocol(format!(
+                "no helper writes the maps of a {}",
+                self.describe()
+            )));
+        };
+        for (helper, ranges) in [(newuidmap, uid_ranges), (newgidmap, gid_ranges)] {
+            let output = std::process::Command::new(helper)
+                .arg(pid.to_string())
+                .args(helper_arguments(ranges))
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|error| crate::Error::IdMap {
+                    helper: helper.clone(),
+                    message: error.to_string(),
+                })?;
+            if !output.status.success() {
+                return Err(crate::Error::IdMap {
+                    helper: helper.clone(),
+                    message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// A one-line description for reports and errors.
     pub fn describe(&self) -> String {
         match self {
@@ -230,7 +265,7 @@ pub(crate) fn parse_subordinate_ranges(text: &str, id: u32, name: Option<&str>) 
 }
 
 /// The `newuidmap`/`newgidmap` arguments after the pid: `inside outside count` triples.
-pub(crate) fn helper_arguments(ranges: &[IdRange]) -> Vec<String> {
+fn helper_arguments(ranges: &[IdRange]) -> Vec<String> {
     ranges
         .iter()
         .flat_map(|range| {
@@ -254,7 +289,7 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
 }
 
 /// Whether the current process holds `CAP_SYS_ADMIN` in its effective set.
-fn has_cap_sys_admin() -> bool {
+pub(crate) fn has_cap_sys_admin() -> bool {
     const CAP_SYS_ADMIN: u32 = 21;
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return rustix::process::geteuid().is_root();

@@ -154,9 +154,8 @@ fn enter_user_namespace(socket: BorrowedFd<'_>, ids: &IdMapping) -> Result<(), S
                 .map_err(|error| failed("asking for id maps", error))?;
             match proto::receive::<MapAnswer>(socket) {
                 Ok(Some(MapAnswer::Mapped)) => Ok(()),
-                Ok(Some(MapAnswer::Failed)) | Ok(None) => {
-                    Err("the caller could not write the id maps".to_owned())
-                }
+                Ok(Some(MapAnswer::Failed(message))) => Err(message),
+                Ok(None) => Err("the caller went away before writing the id maps".to_owned()),
                 Err(error) => Err(failed("waiting for id maps", error)),
             }
         }

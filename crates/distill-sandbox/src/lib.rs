@@ -56,6 +56,7 @@ mod proto;
 mod run;
 mod snapshot;
 mod spec;
+mod unshare;
 
 pub use cleanup::remove_tree;
 pub use error::{Error, Result};
@@ -65,6 +66,7 @@ pub use proto::{MountStub, SavedTimes};
 pub use run::{ExitStatus, Killer, LastLines, OutputSink, RunningSandbox, Sandbox, Stdio, Stream};
 pub use snapshot::{Diff, Snapshotter, SnapshotterKind, View};
 pub use spec::{Mount, MountKind, NetworkMode, Rootfs, SandboxSpec, SystemMounts, DEFAULT_PATH};
+pub use unshare::{enter_user_namespace, Namespace, USERNS_ENV};
 
 /// Re-exported so callers can name the signals [`Killer::forward`] takes.
 pub use rustix::process::Signal;

@@ -39,7 +39,8 @@ pub(crate) enum Request {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum MapAnswer {
     Mapped,
-    Failed,
+    /// Why the maps could not be written.
+    Failed(String),
 }
 
 /// A file or directory the init created in the root only to mount something on it.

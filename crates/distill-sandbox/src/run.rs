@@ -19,13 +19,33 @@ use rustix::process::{Pid, PidfdFlags, Signal};
 
 use crate::cleanup;
 use crate::error::{Error, Result};
-use crate::idmap::{self, IdMapping};
+use crate::idmap::IdMapping;
 use crate::init::INIT_ENV;
 use crate::proto::{self, MapAnswer, MountStub, Report, Request, SavedTimes};
 use crate::spec::SandboxSpec;
 
 /// The descriptor number the init finds its socket at.
-const INIT_SOCKET_FD: i32 = 3;
+pub(crate) const INIT_SOCKET_FD: i32 = 3;
+
+/// Makes `socket` descriptor [`INIT_SOCKET_FD`] (3) of the process `command` starts.
+pub(crate) fn pass_socket(command: &mut Command, socket: &OwnedFd) {
+    let fd = socket.as_raw_fd();
+    // SAFETY: the hook runs between fork and exec and only calls dup2/fcntl, which are
+    // async-signal-safe; it touches no lock and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if fd == INIT_SOCKET_FD {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, INIT_SOCKET_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
 
 /// How a command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -329,24 +349,7 @@ impl Sandbox {
                     .stderr(std::process::Stdio::inherit());
             }
         }
-        let their_fd = theirs.as_raw_fd();
-        // SAFETY: the hook runs between fork and exec and only calls dup2/fcntl, which are
-        // async-signal-safe; it touches no lock and allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                if their_fd == INIT_SOCKET_FD {
-                    let flags = libc::fcntl(their_fd, libc::F_GETFD);
-                    if flags < 0
-                        || libc::fcntl(their_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(their_fd, INIT_SOCKET_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        pass_socket(&mut command, &theirs);
         let child = command.spawn().map_err(|source| Error::Spawn {
             program: self.init_program.clone(),
             source,
@@ -547,7 +550,8 @@ impl RunningSandbox {
                 let answer = match self.write_id_maps() {
                     Ok(()) => MapAnswer::Mapped,
                     Err(error) => {
-                        let _ = proto::send(self.socket.as_fd(), &MapAnswer::Failed);
+                        let _ =
+                            proto::send(self.socket.as_fd(), &MapAnswer::Failed(error.to_string()));
                         return Err(error);
                     }
                 };
@@ -574,40 +578,12 @@ impl RunningSandbox {
 
     /// Runs `newuidmap`/`newgidmap` for the init (subordinate mapping).
     fn write_id_maps(&self) -> Result<()> {
-        let IdMapping::Subordinate {
-            uid_ranges,
-            gid_ranges,
-            newuidmap,
-            newgidmap,
-        } = &self.ids
-        else {
-            return Err(Error::Protocol(
-                "the init asked for id maps it does not need".to_owned(),
-            ));
-        };
         let pid = self
             .child
             .as_ref()
             .map(Child::id)
             .ok_or_else(|| Error::Protocol("the init was already reaped".to_owned()))?;
-        for (helper, ranges) in [(newuidmap, uid_ranges), (newgidmap, gid_ranges)] {
-            let output = Command::new(helper)
-                .arg(pid.to_string())
-                .args(idmap::helper_arguments(ranges))
-                .stdin(std::process::Stdio::null())
-                .output()
-                .map_err(|error| Error::IdMap {
-                    helper: helper.clone(),
-                    message: error.to_string(),
-                })?;
-            if !output.status.success() {
-                return Err(Error::IdMap {
-                    helper: helper.clone(),
-                    message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-                });
-            }
-        }
-        Ok(())
+        self.ids.write_maps(pid)
     }
 }
 

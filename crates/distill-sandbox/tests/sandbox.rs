@@ -604,33 +604,7 @@ fn rootless_subordinate_ids() {
     if !e2e("rootless_subordinate_ids") {
         return;
     }
-    assert!(
-        Path::new("/usr/bin/newuidmap").exists(),
-        "newuidmap missing: apt-get install -y uidmap"
-    );
-    let name = "distill-subids";
-    let uid = ordinary_user(name);
-    let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
-    let start: u32 = match subuid
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}:")))
-    {
-        Some(range) => range
-            .split(':')
-            .next()
-            .and_then(|start| start.parse().ok())
-            .expect("subuid start"),
-        None => {
-            // useradd gives ranges only when /etc/subuid existed; add one ourselves.
-            let start = 300_000 + (uid % 1000) * 65_536;
-            for file in ["/etc/subuid", "/etc/subgid"] {
-                let mut text = std::fs::read_to_string(file).unwrap_or_default();
-                text.push_str(&format!("{name}:{start}:65536\n"));
-                std::fs::write(file, text).expect("write subordinate ranges");
-            }
-            start
-        }
-    };
+    let (uid, start) = subordinate_user();
     let layout = Layout::new();
     chown_tree(layout.temp.path(), uid);
     let (lower, upper, work) = (
@@ -953,4 +927,92 @@ fn mount_points_on_other_mounts_leave_the_snapshot_alone() {
         "the snapshot's /tmp got the tmpfs's times"
     );
     assert!(!rootfs.join("tmp/inner").exists());
+}
+
+/// An ordinary user with a subordinate id range (created, and given one, if needed): its
+/// uid and the first subordinate id.
+fn subordinate_user() -> (u32, u32) {
+    assert!(
+        Path::new("/usr/bin/newuidmap").exists(),
+        "newuidmap missing: apt-get install -y uidmap"
+    );
+    let name = "distill-subids";
+    let uid = ordinary_user(name);
+    let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
+    let start = match subuid
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+    {
+        Some(range) => range
+            .split(':')
+            .next()
+            .and_then(|start| start.parse().ok())
+            .expect("subuid start"),
+        None => {
+            // useradd gives ranges only when /etc/subuid existed; add one ourselves.
+            let start = 300_000 + (uid % 1000) * 65_536;
+            for file in ["/etc/subuid", "/etc/subgid"] {
+                let mut text = std::fs::read_to_string(file).unwrap_or_default();
+                text.push_str(&format!("{name}:{start}:65536\n"));
+                std::fs::write(file, text).expect("write subordinate ranges");
+            }
+            start
+        }
+    };
+    (uid, start)
+}
+
+#[test]
+fn whole_program_in_a_user_namespace() {
+    if !e2e("whole_program_in_a_user_namespace") {
+        return;
+    }
+    let (uid, start) = subordinate_user();
+    let layout = Layout::new();
+    chown_tree(layout.temp.path(), uid);
+    let (lower, upper, work) = (
+        layout.path("lower"),
+        layout.path("upper"),
+        layout.path("work"),
+    );
+    let paths = [
+        "--lower",
+        lower.to_str().expect("utf-8"),
+        "--upper",
+        upper.to_str().expect("utf-8"),
+        "--work",
+        work.to_str().expect("utf-8"),
+        "--env",
+        "PATH=/bin",
+    ];
+    let mut args = vec!["--unshare", "run"];
+    args.extend(paths);
+    args.extend([
+        "--",
+        "sh",
+        "-c",
+        "id -u; touch /owned; chown 5:5 /owned; exit 7",
+    ]);
+    let output = run_as(uid, &args);
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "exit code mirrored: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "0\n");
+    let owned = std::fs::symlink_metadata(upper.join("owned")).expect("upper file");
+    assert_eq!((owned.uid(), owned.gid()), (start + 4, start + 4));
+    // Inside, the sandbox needs no user namespace of its own.
+    let probe = run_as(
+        uid,
+        &[
+            "--unshare",
+            "probe",
+            layout.path("probe").to_str().expect("utf-8"),
+        ],
+    );
+    let report = String::from_utf8_lossy(&probe.stdout);
+    assert!(report.contains("id mapping: host ids"), "{report}");
+    assert!(report.contains("overlayfs: works"), "{report}");
 }

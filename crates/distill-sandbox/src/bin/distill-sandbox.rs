@@ -2,6 +2,7 @@
 //! the sandbox into `distill build` and `distill run`.
 //!
 //! ```text
+//! distill-sandbox [--unshare] COMMAND ...   (--unshare: whole program in a user namespace)
 //! distill-sandbox probe SCRATCH_DIR
 //! distill-sandbox run (--rootfs DIR | [--lower DIR]... --upper DIR --work DIR
 //!                      | --snapshot DIR [--parent DIR]... [--snapshotter detect|overlay|copy])
@@ -24,7 +25,14 @@ use distill_sandbox::{
 
 fn main() -> ExitCode {
     distill_sandbox::init_if_requested();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|arg| arg == "--unshare") {
+        args.remove(0);
+        if let Err(error) = distill_sandbox::enter_user_namespace() {
+            eprintln!("distill-sandbox: {error}");
+            return ExitCode::from(125);
+        }
+    }
     match dispatch(&args) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
