@@ -55,6 +55,7 @@ pub struct ImagesArgs {
     /// Only show image IDs
     #[arg(short, long)]
     quiet: bool,
+    /// A table, or one JSON object per line
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
@@ -93,6 +94,7 @@ pub struct HistoryArgs {
     /// Only show image IDs
     #[arg(short, long)]
     quiet: bool,
+    /// A table, or one JSON object per line
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
     #[arg(value_name = "IMAGE")]
@@ -104,6 +106,7 @@ pub struct DfArgs {
     /// Show per-image shared and unique sizes
     #[arg(short, long)]
     verbose: bool,
+    /// A table, or one JSON object per line
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
