@@ -1,7 +1,9 @@
 //! Layer throughput and memory: writes a generated ~500 MB tree as a layer (gzip on one thread,
 //! gzip on every CPU, zstd) and extracts it again, printing MB/s and peak RSS.
 //!
-//! Each variant runs in its own child process so that its peak RSS (`VmHWM`) is its own.
+//! Each variant runs in its own child process so that its peak RSS (`VmHWM`) is its own. Besides
+//! wall-clock MB/s it prints MB per CPU-second (all threads), which stays meaningful on a
+//! machine shared with other work.
 //! `cargo bench -p distill-layer --bench layer`; `DISTILL_BENCH_MB` changes the tree size and
 //! `DISTILL_BENCH_DIR` where it is generated (default: the system temp dir).
 
@@ -43,8 +45,15 @@ fn main() {
         std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
     );
     println!(
-        "{:<14} {:>10} {:>10} {:>12} {:>12} {:>14}",
-        "variant", "write MB/s", "ratio", "extract MB/s", "peak RSS MB", "blob MB"
+        "{:<14} {:>10} {:>12} {:>12} {:>14} {:>8} {:>8} {:>8}",
+        "variant",
+        "write MB/s",
+        "write MB/cpu",
+        "extract MB/s",
+        "extract MB/cpu",
+        "ratio",
+        "blob MB",
+        "RSS MB"
     );
     let me = std::env::current_exe().expect("the benchmark's own path");
     for variant in ["gzip-1", "gzip-parallel", "zstd", "none"] {
@@ -73,16 +82,19 @@ fn run_variant(variant: &str, tree: &Path) {
     let blob_path = work.join("layer.blob");
 
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let blob = BufWriter::with_capacity(
         256 * 1024,
         fs::File::create(&blob_path).expect("create the blob"),
     );
     let layer = write_layer(tree, &TreeOptions::new(), blob, compression).expect("write layer");
     let write_seconds = started.elapsed().as_secs_f64();
+    let write_cpu = cpu_seconds() - cpu_started;
 
     let target = work.join("extracted");
     fs::create_dir_all(&target).expect("create the target");
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let options = ExtractOptions {
         expected_diff_id: Some(layer.diff_id),
         expected_digest: Some(layer.digest),
@@ -91,20 +103,39 @@ fn run_variant(variant: &str, tree: &Path) {
     let blob = fs::File::open(&blob_path).expect("open the blob");
     extract(blob, &target, &options).expect("extract layer");
     let extract_seconds = started.elapsed().as_secs_f64();
+    let extract_cpu = cpu_seconds() - cpu_started;
 
     let megabytes = layer.uncompressed_size as f64 / 1e6;
     println!(
-        "{:<14} {:>10.1} {:>10.2} {:>12.1} {:>12.1} {:>14.1}",
+        "{:<14} {:>10.1} {:>12.1} {:>12.1} {:>14.1} {:>8.2} {:>8.1} {:>8.1}",
         variant,
         megabytes / write_seconds,
-        layer.uncompressed_size as f64 / layer.size as f64,
+        megabytes / write_cpu,
         megabytes / extract_seconds,
-        peak_rss_kb() as f64 / 1024.0,
+        megabytes / extract_cpu,
+        layer.uncompressed_size as f64 / layer.size as f64,
         layer.size as f64 / 1e6,
+        peak_rss_kb() as f64 / 1024.0,
     );
     std::io::stdout().flush().ok();
     let _ = fs::remove_dir_all(&work);
 }
+
+/// User plus system CPU time of the whole process (all threads) so far, from
+/// `/proc/self/stat`: on a shared machine, MB per CPU-second says more than MB per second.
+fn cpu_seconds() -> f64 {
+    let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let total = ticks(11).unwrap_or(0.0) + ticks(12).unwrap_or(0.0);
+    total / USER_HZ
+}
+
+/// Clock ticks per second in `/proc/*/stat`: 100 on every Linux architecture we build for.
+const USER_HZ: f64 = 100.0;
 
 /// `VmHWM` from `/proc/self/status`, in KiB.
 fn peak_rss_kb() -> u64 {

@@ -25,8 +25,16 @@
 //! # let _ = report; Ok(()) }
 //! ```
 //!
+//! Snapshotters that stack one directory per layer under overlayfs extract with
+//! [`Whiteouts::Overlay`] (whiteouts become 0/0 devices and `overlay.opaque` xattrs); extracting
+//! layers on top of each other into one directory uses the default [`Whiteouts::Apply`].
+//! [`Sha256Digest`] prints as `sha256:<hex>`, so `distill_image::Digest::parse(&d.to_string())`
+//! converts it.
+//!
 //! Never holds a layer in memory: memory use is bounded by the compressor's in-flight blocks
-//! (2 × threads × 1 MiB for gzip) and per-entry metadata, whatever the layer's size.
+//! (2 × threads × 1 MiB for gzip, a few 2 MiB jobs per zstd worker) and small per-entry
+//! bookkeeping (about 20 bytes per extracted entry, the path of each directory), whatever the
+//! layer's size. Never writes outside an extraction target, never follows a symlink out of it.
 
 mod compress;
 mod digest;
