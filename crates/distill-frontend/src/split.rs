@@ -17,9 +17,9 @@
 //! the instruction layer's job. Every piece keeps the byte offset where it starts in the line
 //! so that it gets a file position.
 
-use crate::golang;
 use std::borrow::Cow;
 
+use crate::golang;
 use crate::json::{self, JsonArray};
 use crate::lines::offset_in;
 use crate::rawbytes;
@@ -97,28 +97,28 @@ pub(crate) fn split_line(line: &str, base: usize, escape: char) -> Result<Split,
         child: None,
         original: line.to_string(),
     };
-    let rest = Text {
+    let args = Text {
         s: args_text,
         base: args_base,
     };
     match split.keyword.as_str() {
-        "add" | "copy" | "volume" => (split.args, split.json) = maybe_json_to_list(rest)?,
-        "cmd" | "entrypoint" | "run" | "shell" => (split.args, split.json) = maybe_json(rest)?,
-        "env" => split.args = name_val(rest, "ENV", escape)?,
-        "label" => split.args = name_val(rest, "LABEL", escape)?,
-        "arg" => split.args = words(rest, escape),
-        "expose" | "from" => split.args = whitespace_delimited(rest),
-        "healthcheck" => (split.args, split.json) = health_config(rest)?,
-        "maintainer" | "stopsignal" | "user" | "workdir" => split.args = whole(rest),
+        "add" | "copy" | "volume" => (split.args, split.json) = maybe_json_to_list(args)?,
+        "cmd" | "entrypoint" | "run" | "shell" => (split.args, split.json) = maybe_json(args)?,
+        "env" => split.args = name_val(args, "ENV", escape)?,
+        "label" => split.args = name_val(args, "LABEL", escape)?,
+        "arg" => split.args = split_words(args, escape),
+        "expose" | "from" => split.args = whitespace_delimited(args),
+        "healthcheck" => (split.args, split.json) = health_config(args)?,
+        "maintainer" | "stopsignal" | "user" | "workdir" => split.args = whole(args),
         "onbuild" => {
-            if !rest.s.is_empty() {
-                split.child = Some(Box::new(split_line(rest.s, rest.base, escape)?));
+            if !args.s.is_empty() {
+                split.child = Some(Box::new(split_line(args.s, args.base, escape)?));
             }
         }
         _ => {
             split.args = vec![Piece {
                 value: String::new(),
-                offset: rest.base,
+                offset: args.base,
             }]
         }
     }
@@ -326,10 +326,6 @@ fn split_words(text: Text<'_>, escape: char) -> Vec<Piece> {
         });
     }
     words
-}
-
-fn words(text: Text<'_>, escape: char) -> Vec<Piece> {
-    split_words(text, escape)
 }
 
 /// ENV and LABEL: `key=value ...` gives `key, value, "="` per word; a first word without `=`

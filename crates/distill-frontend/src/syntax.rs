@@ -20,6 +20,10 @@ impl Pos {
 }
 
 /// A piece of instruction text and where it starts in the file.
+///
+/// For a file read with [`Source::from_bytes`](crate::Source::from_bytes), a byte that is not
+/// UTF-8 appears in `value` as a private-use stand-in character; [`crate::value_bytes`] gives
+/// the file's bytes back. UTF-8 files never produce stand-ins.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Word {
     pub value: String,
