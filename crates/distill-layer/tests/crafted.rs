@@ -325,3 +325,29 @@ fn garbage_is_not_a_tar() {
     let err = jail.refuse(&[0x1f, 0x8b, 8, 0, 1, 2], &ExtractOptions::default());
     assert!(matches!(err, LayerError::Read(_)), "{err}");
 }
+
+#[test]
+fn whiteouts_through_an_escaping_symlink_are_refused() {
+    let jail = Jail::new();
+    let outside = jail.outside();
+    for marker in ["b/.wh.secret", "b/.wh..wh..opq"] {
+        let blob = tar_of(&[
+            link("b", EntryKind::Symlink, outside.to_str().unwrap()),
+            file(marker, b""),
+        ]);
+        let err = jail.refuse(&blob, &ExtractOptions::default());
+        assert_message(
+            &err,
+            &[
+                &format!("layer entry 1 `{marker}`"),
+                "symlink to the absolute path",
+            ],
+        );
+        let blob = tar_of(&[
+            link("c", EntryKind::Symlink, "../outside"),
+            file(&marker.replacen('b', "c", 1), b""),
+        ]);
+        let err = jail.refuse(&blob, &ExtractOptions::default());
+        assert_message(&err, &["leads out of the layer root"]);
+    }
+}
