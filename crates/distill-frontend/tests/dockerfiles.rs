@@ -83,3 +83,16 @@ fn windows_escape_with_crlf() {
     let dockerfile = check("windows-escape");
     assert_eq!(dockerfile.directives.escape, '`');
 }
+
+#[test]
+fn odd_corners() {
+    // BOM, tabs, Unicode, empty values, comments and blank lines inside a continuation,
+    // `#` inside instructions, JSON escapes and fallbacks, trailing spaces, a last line that
+    // ends with a continuation character.
+    let dockerfile = check("odd");
+    assert_eq!(dockerfile.warnings.len(), 1);
+    assert_eq!(
+        dockerfile.directives.syntax.map(|s| s.value),
+        Some("docker/dockerfile:1".to_string())
+    );
+}
