@@ -1102,6 +1102,18 @@ mod tests {
     }
 
     #[test]
+    fn sizes_beyond_eight_gib_go_into_pax() {
+        let mut header = EntryHeader::new("huge", EntryKind::File);
+        header.size = 10 << 30;
+        let out = encoded(&header);
+        assert_eq!(out.len(), 3 * BLOCK);
+        assert_eq!(&out[BLOCK..BLOCK + 20], b"20 size=10737418240\n");
+        assert_eq!(&out[2 * BLOCK + 124..2 * BLOCK + 136], b"00000000000\0");
+        let mut reader = TarReader::new(&out[..]);
+        assert_eq!(reader.next_header().unwrap().unwrap().size, 10 << 30);
+    }
+
+    #[test]
     fn corrupted_checksum_is_refused() {
         let mut bytes = encoded(&EntryHeader::new("a", EntryKind::File));
         bytes[0] = b'b';
