@@ -17,7 +17,7 @@ use distill_shell::Lexer;
 use crate::args::{predefined_args, BuildArgs, NON_ENV_ARGS};
 use crate::expand::{expand_instruction, expand_word, Vars};
 use crate::golang::parse_int;
-use crate::instruction::{parse_instructions, ArgDecl, Command, From, Instruction};
+use crate::instruction::{parse_instruction, ArgDecl, Command, From, Instruction};
 use crate::mount::parse_mount;
 use crate::platform::Platform;
 use crate::reference::check_reference;
@@ -166,11 +166,13 @@ pub fn plan(
     let escape = dockerfile.directives.escape;
     let lexer = Lexer::new(escape);
     let warnings = dockerfile.warnings.clone();
-    let instructions = parse_instructions(dockerfile, source)?;
 
+    // Instructions are read in file order, each checked before the next is parsed, so the
+    // first error in the file is the one reported.
     let mut global_decls: Vec<ArgDecl> = Vec::new();
     let mut sections: Vec<(Instruction, From, Vec<Instruction>)> = Vec::new();
-    for instruction in instructions {
+    for node in dockerfile.nodes {
+        let instruction = parse_instruction(node, source)?;
         match (&instruction.command, sections.last_mut()) {
             (Command::From(from), _) => {
                 let from = from.clone();

@@ -87,7 +87,7 @@ fn no_from() {
         Some("add a FROM line"),
     );
     assert_error(
-        &error("# comment\nRUN make\nFROM alpine\n"),
+        &error("# comment\nRUN make\nFORM alpine\n"),
         "no build stage in current context",
         Some((2, 1)),
         Some("only ARG may come before the first FROM"),
