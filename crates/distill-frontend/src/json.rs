@@ -14,8 +14,9 @@ use crate::rawbytes;
 pub(crate) enum JsonArray {
     /// A JSON array of strings: each decoded string and the byte offset of its opening quote.
     Strings(Vec<(String, usize)>),
-    /// A well-formed JSON array holding something other than a string.
-    NotStrings,
+    /// A well-formed JSON array holding something other than a string: the byte offset of
+    /// the first such element.
+    NotStrings(usize),
     /// Not a JSON array at all (BuildKit then uses the shell or word form).
     Invalid,
 }
@@ -33,7 +34,7 @@ pub(crate) fn parse_array(text: &str) -> JsonArray {
                     Element::String { start, end } => {
                         strings.push((decode_string(&text[start + 1..end - 1]), start));
                     }
-                    Element::Other => return JsonArray::NotStrings,
+                    Element::Other { start } => return JsonArray::NotStrings(start),
                 }
             }
             JsonArray::Strings(strings)
@@ -45,7 +46,7 @@ pub(crate) fn parse_array(text: &str) -> JsonArray {
 /// A top-level element: a string (byte range including its quotes) or anything else.
 enum Element {
     String { start: usize, end: usize },
-    Other,
+    Other { start: usize },
 }
 
 fn is_json_space(b: u8) -> bool {
@@ -183,7 +184,7 @@ fn scan(bytes: &[u8]) -> Option<Vec<Element>> {
         match cursor.peek()? {
             open @ (b'[' | b'{') => {
                 if top_level {
-                    elements.push(Element::Other);
+                    elements.push(Element::Other { start });
                 }
                 stack.push(open);
                 if stack.len() > MAX_DEPTH {
@@ -214,7 +215,7 @@ fn scan(bytes: &[u8]) -> Option<Vec<Element>> {
             b'-' | b'0'..=b'9' => {
                 cursor.number()?;
                 if top_level {
-                    elements.push(Element::Other);
+                    elements.push(Element::Other { start });
                 }
             }
             b't' | b'f' | b'n' => {
@@ -225,7 +226,7 @@ fn scan(bytes: &[u8]) -> Option<Vec<Element>> {
                 };
                 cursor.literal(word)?;
                 if top_level {
-                    elements.push(Element::Other);
+                    elements.push(Element::Other { start });
                 }
             }
             _ => return None,
@@ -367,15 +368,15 @@ mod tests {
 
     #[test]
     fn non_strings_and_invalid() {
-        assert_eq!(parse_array(r#"["a", 1]"#), JsonArray::NotStrings);
-        assert_eq!(parse_array(r#"[["a"]]"#), JsonArray::NotStrings);
+        assert_eq!(parse_array(r#"["a", 1]"#), JsonArray::NotStrings(6));
+        assert_eq!(parse_array(r#"[["a"]]"#), JsonArray::NotStrings(1));
         assert_eq!(
             parse_array(r#"[{"k": [1, true]}, null]"#),
-            JsonArray::NotStrings
+            JsonArray::NotStrings(1)
         );
-        assert_eq!(parse_array(r#"[-0.5e+3, false]"#), JsonArray::NotStrings);
+        assert_eq!(parse_array(r#"[-0.5e+3, false]"#), JsonArray::NotStrings(1));
         assert_eq!(parse_array(r#"["a", 1e999]"#), JsonArray::Invalid);
-        assert_eq!(parse_array(r#"["a", [1e-999]]"#), JsonArray::NotStrings);
+        assert_eq!(parse_array(r#"["a", [1e-999]]"#), JsonArray::NotStrings(6));
         for invalid in [
             r#"["a""#,
             r#"["a",]"#,
@@ -402,6 +403,6 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
         assert_eq!(parse_array(&deep), JsonArray::Invalid);
         let ok = format!("[{}{}]", "[".repeat(100), "]".repeat(100));
-        assert_eq!(parse_array(&ok), JsonArray::NotStrings);
+        assert_eq!(parse_array(&ok), JsonArray::NotStrings(1));
     }
 }

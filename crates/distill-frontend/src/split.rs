@@ -421,10 +421,10 @@ fn json_array(text: Text<'_>) -> Result<Option<Vec<Piece>>, SplitError> {
                 })
                 .collect(),
         )),
-        JsonArray::NotStrings => Err(SplitError {
+        JsonArray::NotStrings(element) => Err(SplitError {
             message: NOT_STRINGS.to_string(),
             expected: "expected a JSON array of strings such as [\"executable\", \"arg\"]",
-            offset: base,
+            offset: base + element,
         }),
         JsonArray::Invalid => Ok(None),
     }

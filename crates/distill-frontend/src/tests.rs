@@ -97,7 +97,7 @@ fn exec_form_with_non_strings_is_an_error() {
         err.message,
         "when using JSON array syntax, arrays must be comprised of strings only"
     );
-    assert_eq!(err.pos, Some(Pos::new(2, 5)));
+    assert_eq!(err.pos, Some(Pos::new(2, 11)));
     assert_eq!(err.line_text, "CMD [\"a\", 1]");
     assert!(err.hint.is_some());
 }
