@@ -45,6 +45,15 @@ pub(crate) fn remove_stubs(
         Mode::empty(),
     )
     .map_err(|errno| Error::io(writable, errno))?;
+    // The directories' times as the command left them, before removing stubs changes them.
+    let as_left: Vec<Option<rustix::fs::Stat>> = parents
+        .iter()
+        .map(|saved| {
+            open_beneath(&root, &saved.path, OFlags::PATH | OFlags::DIRECTORY)
+                .and_then(rustix::fs::fstat)
+                .ok()
+        })
+        .collect();
     for stub in stubs.iter().rev() {
         let (Some(parent), Some(name)) = (stub.path.parent(), stub.path.file_name()) else {
             continue;
@@ -69,18 +78,26 @@ pub(crate) fn remove_stubs(
             Err(errno) => return Err(Error::io(writable.join(&stub.path), errno)),
         }
     }
-    for saved in parents {
+    for (saved, as_left) in parents.iter().zip(as_left) {
+        let Some(as_left) = as_left else { continue };
         let Ok(dir) = open_beneath(&root, &saved.path, OFlags::RDONLY | OFlags::DIRECTORY) else {
             continue;
         };
+        let left_mtime = (as_left.st_mtime, as_left.st_mtime_nsec as i64);
+        let ((atime_sec, atime_nsec), (mtime_sec, mtime_nsec)) =
+            if left_mtime == saved.mtime_with_stubs {
+                (saved.atime, saved.mtime)
+            } else {
+                ((as_left.st_atime, as_left.st_atime_nsec as i64), left_mtime)
+            };
         let times = Timestamps {
             last_access: rustix::fs::Timespec {
-                tv_sec: saved.atime.0,
-                tv_nsec: saved.atime.1 as _,
+                tv_sec: atime_sec,
+                tv_nsec: atime_nsec as _,
             },
             last_modification: rustix::fs::Timespec {
-                tv_sec: saved.mtime.0,
-                tv_nsec: saved.mtime.1 as _,
+                tv_sec: mtime_sec,
+                tv_nsec: mtime_nsec as _,
             },
         };
         rustix::fs::futimens(&dir, &times)

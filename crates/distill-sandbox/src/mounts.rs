@@ -434,6 +434,7 @@ impl RootBuilder {
             }
         }
         if in_snapshot {
+            self.note_stub_created(parent_fd.as_fd(), &parent_rel);
             self.stubs.push(MountStub {
                 path: parent_rel.join(name),
                 is_dir: kind == Kind::Dir,
@@ -460,11 +461,23 @@ impl RootBuilder {
             return;
         }
         if let Ok(stat) = rustix::fs::fstat(dir) {
+            let mtime = (stat.st_mtime, stat.st_mtime_nsec as i64);
             self.parents.push(SavedTimes {
                 path: rel.to_owned(),
                 atime: (stat.st_atime, stat.st_atime_nsec as i64),
-                mtime: (stat.st_mtime, stat.st_mtime_nsec as i64),
+                mtime,
+                mtime_with_stubs: mtime,
             });
+        }
+    }
+
+    /// Notes `dir`'s modification time after a stub was created in it.
+    fn note_stub_created(&mut self, dir: BorrowedFd<'_>, rel: &Path) {
+        let Ok(stat) = rustix::fs::fstat(dir) else {
+            return;
+        };
+        if let Some(saved) = self.parents.iter_mut().find(|saved| saved.path == rel) {
+            saved.mtime_with_stubs = (stat.st_mtime, stat.st_mtime_nsec as i64);
         }
     }
 

@@ -51,13 +51,19 @@ pub struct MountStub {
     pub is_dir: bool,
 }
 
-/// Access and modification times of a directory the init created a stub in.
+/// Times of a directory the init created a stub in: creating (and later removing) the stub
+/// changes its modification time, which the clean-up puts back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedTimes {
     /// Relative to the root (empty for the root itself).
     pub path: PathBuf,
+    /// Access and modification times before the first stub was created in it.
     pub atime: (i64, i64),
     pub mtime: (i64, i64),
+    /// Modification time once the last stub was created: if it still has it after the run,
+    /// the command did not change the directory and the times from before are put back;
+    /// otherwise the command's are kept (what BuildKit does).
+    pub mtime_with_stubs: (i64, i64),
 }
 
 /// What the init tells the caller.

@@ -1016,3 +1016,82 @@ fn whole_program_in_a_user_namespace() {
     assert!(report.contains("id mapping: host ids"), "{report}");
     assert!(report.contains("overlayfs: works"), "{report}");
 }
+
+#[test]
+fn views_in_directories_the_caller_lays_out() {
+    if !e2e("views_in_directories_the_caller_lays_out") {
+        return;
+    }
+    let layout = Layout::new();
+    let sandbox = sandbox();
+    for kind in [SnapshotterKind::Overlay, SnapshotterKind::Copy] {
+        // A store's layout: the diff in `fs`, the scratch in `work`, both its own.
+        let (fs, work) = (
+            layout.path(&format!("{kind:?}-fs")),
+            layout.path(&format!("{kind:?}-work")),
+        );
+        std::fs::create_dir(&fs).expect("mkdir");
+        std::fs::create_dir(&work).expect("mkdir");
+        let view = Snapshotter::new(&sandbox, kind)
+            .prepare_in(&[layout.path("lower")], &fs, &work)
+            .expect("prepare");
+        let mut spec = SandboxSpec::new(
+            view.rootfs(),
+            vec!["sh".into(), "-c".into(), "echo hi > /greeting".into()],
+        );
+        spec.env = vec!["PATH=/bin".into()];
+        assert_eq!(
+            sandbox.run(&spec, &mut Captured::default()).expect("run"),
+            ExitStatus::Exited(0)
+        );
+        let diff = view.commit().expect("commit");
+        assert_eq!(diff.path, fs);
+        // etc/ holds nothing: /etc/resolv.conf and /etc/hosts were mount points, removed.
+        let mut entries = walk(&fs);
+        entries.sort();
+        assert_eq!(entries, ["etc/", "greeting"], "{kind:?}");
+        assert!(
+            work.is_dir(),
+            "{kind:?}: the caller's scratch directory stays"
+        );
+        assert_eq!(
+            std::fs::read_dir(&work).expect("read_dir").count(),
+            0,
+            "{kind:?}: and is empty"
+        );
+    }
+}
+
+#[test]
+fn stub_parents_keep_their_times_unless_the_command_changed_them() {
+    if !e2e("stub_parents_keep_their_times_unless_the_command_changed_them") {
+        return;
+    }
+    let layout = Layout::new();
+    let old = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+    };
+    let etc = layout.path("lower/etc");
+    rustix::fs::utimensat(rustix::fs::CWD, &etc, &old, rustix::fs::AtFlags::empty())
+        .expect("utimensat");
+    // The command leaves /etc alone: the stubs' traces are wiped.
+    let (status, _, stderr) = run(&layout.spec("true"));
+    assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
+    let untouched = std::fs::symlink_metadata(layout.path("upper/etc")).expect("copied-up etc");
+    assert_eq!(untouched.mtime(), 1_000_000_000);
+    // The command changes /etc: its time is kept.
+    let (status, _, stderr) = run(&layout.spec("echo x > /etc/new"));
+    assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
+    let touched = std::fs::symlink_metadata(layout.path("upper/etc")).expect("etc");
+    assert!(
+        touched.mtime() > 1_000_000_000,
+        "the command's change to /etc was undone"
+    );
+}

@@ -93,9 +93,14 @@ pub(super) struct Prepared {
     directories: HashMap<PathBuf, u64>,
 }
 
-/// Applies `parents` (bottom first) into `DIR/rootfs` and notes what `diff` will need.
-pub(super) fn prepare(parents: &[PathBuf], dir: &Path) -> Result<Prepared> {
-    let rootfs = dir.join("rootfs");
+/// Where the copy lives in the scratch directory.
+pub(super) fn rootfs_in(work: &Path) -> PathBuf {
+    work.join("rootfs")
+}
+
+/// Applies `parents` (bottom first) into `WORK/rootfs` and notes what `diff` will need.
+pub(super) fn prepare(parents: &[PathBuf], work: &Path) -> Result<Prepared> {
+    let rootfs = rootfs_in(work);
     std::fs::create_dir(&rootfs).map_err(io(&rootfs))?;
     let mut links = Links::new();
     for parent in parents {
@@ -105,10 +110,10 @@ pub(super) fn prepare(parents: &[PathBuf], dir: &Path) -> Result<Prepared> {
     record_directories(&rootfs, Path::new(""), &mut directories)?;
     // Every copy is older than this marker; wait until the clock has moved past it, so what
     // the step touches is strictly newer.
-    let marker = dir.join("prepared");
+    let marker = work.join("prepared");
     std::fs::write(&marker, b"").map_err(io(&marker))?;
     let prepared_at = change_time(&std::fs::symlink_metadata(&marker).map_err(io(&marker))?);
-    let tick = dir.join("tick");
+    let tick = work.join("tick");
     let started = Instant::now();
     loop {
         std::fs::write(&tick, b"").map_err(io(&tick))?;

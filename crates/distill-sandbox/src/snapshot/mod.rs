@@ -69,33 +69,45 @@ impl Snapshotter {
     }
 
     /// A writable view on `parents` (bottom first) kept in `dir`, which must not exist yet
-    /// or be empty.
+    /// or be empty: the diff will be `DIR/upper`, the snapshotter's scratch is `DIR/work`.
     pub fn prepare(&self, parents: &[PathBuf], dir: &Path) -> Result<View> {
         std::fs::create_dir_all(dir).map_err(|error| Error::io(dir, error))?;
-        let is_empty = std::fs::read_dir(dir)
-            .map_err(|error| Error::io(dir, error))?
-            .next()
-            .is_none();
-        if !is_empty {
-            return Err(Error::io(
-                dir,
-                std::io::Error::other("a new snapshot's directory must be empty"),
-            ));
+        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        for path in [&upper, &work] {
+            std::fs::create_dir(path).map_err(|error| Error::io(path, error))?;
+        }
+        let mut view = self.prepare_in(parents, &upper, &work)?;
+        view.dir = Some(dir.to_owned());
+        Ok(view)
+    }
+
+    /// A writable view on `parents` (bottom first) whose diff goes to `upper`, with `work`
+    /// as the snapshotter's scratch (overlayfs's work directory, or the copy): both must
+    /// exist, be empty and be on one filesystem. For a store that lays out its own
+    /// directories; `commit` and `remove` leave both directories in place.
+    pub fn prepare_in(&self, parents: &[PathBuf], upper: &Path, work: &Path) -> Result<View> {
+        for path in [upper, work] {
+            let is_empty = std::fs::read_dir(path)
+                .map_err(|error| Error::io(path, error))?
+                .next()
+                .is_none();
+            if !is_empty {
+                return Err(Error::io(
+                    path,
+                    std::io::Error::other("a new snapshot's directories must be empty"),
+                ));
+            }
         }
         let prepared = match self.kind {
-            SnapshotterKind::Overlay => {
-                for sub in ["upper", "work"] {
-                    let path = dir.join(sub);
-                    std::fs::create_dir(&path).map_err(|error| Error::io(&path, error))?;
-                }
-                None
-            }
-            SnapshotterKind::Copy => Some(copy::prepare(parents, dir)?),
+            SnapshotterKind::Overlay => None,
+            SnapshotterKind::Copy => Some(copy::prepare(parents, work)?),
         };
         Ok(View {
             kind: self.kind,
             parents: parents.to_vec(),
-            dir: dir.to_owned(),
+            upper: upper.to_owned(),
+            work: work.to_owned(),
+            dir: None,
             prepared,
             opaque_xattr: self.opaque_xattr,
         })
@@ -107,7 +119,10 @@ impl Snapshotter {
 pub struct View {
     kind: SnapshotterKind,
     parents: Vec<PathBuf>,
-    dir: PathBuf,
+    upper: PathBuf,
+    work: PathBuf,
+    /// The directory `prepare` made, removed with the view.
+    dir: Option<PathBuf>,
     /// Copy kind: what the comparison after the step needs.
     prepared: Option<copy::Prepared>,
     opaque_xattr: &'static str,
@@ -119,39 +134,53 @@ impl View {
         match self.kind {
             SnapshotterKind::Overlay => Rootfs::Overlay {
                 lower: self.parents.clone(),
-                upper: self.dir.join("upper"),
-                work: self.dir.join("work"),
+                upper: self.upper.clone(),
+                work: self.work.clone(),
             },
-            SnapshotterKind::Copy => Rootfs::Directory(self.dir.join("rootfs")),
+            SnapshotterKind::Copy => Rootfs::Directory(copy::rootfs_in(&self.work)),
         }
     }
 
-    /// Turns the view into its diff, `DIR/upper`, and drops everything else.
+    /// Turns the view into its diff (the upper directory) and empties the scratch.
     pub fn commit(self) -> Result<Diff> {
-        let upper = self.dir.join("upper");
-        match (self.kind, &self.prepared) {
-            (SnapshotterKind::Overlay, _) => remove_tree(&self.dir.join("work"))?,
-            (SnapshotterKind::Copy, Some(prepared)) => {
-                let rootfs = self.dir.join("rootfs");
-                copy::diff(&self.parents, &rootfs, &upper, prepared, self.opaque_xattr)?;
-                remove_tree(&rootfs)?;
-            }
-            (SnapshotterKind::Copy, None) => {
-                return Err(Error::io(
-                    &self.dir,
-                    std::io::Error::other("copy view without its preparation record"),
-                ))
-            }
+        if let (SnapshotterKind::Copy, Some(prepared)) = (self.kind, &self.prepared) {
+            let rootfs = copy::rootfs_in(&self.work);
+            copy::diff(
+                &self.parents,
+                &rootfs,
+                &self.upper,
+                prepared,
+                self.opaque_xattr,
+            )?;
         }
+        self.clear_work()?;
         Ok(Diff {
-            path: upper,
+            path: self.upper.clone(),
             opaque_xattr: self.opaque_xattr,
         })
     }
 
-    /// Throws the view away.
+    /// Throws the view away: all of `prepare`'s directory, or the scratch of `prepare_in`'s
+    /// (the caller owns the upper directory then).
     pub fn remove(self) -> Result<()> {
-        remove_tree(&self.dir)
+        match &self.dir {
+            Some(dir) => remove_tree(dir),
+            None => self.clear_work(),
+        }
+    }
+
+    /// Empties the scratch directory; removes it too when `prepare` made it.
+    fn clear_work(&self) -> Result<()> {
+        if self.dir.is_some() {
+            return remove_tree(&self.work);
+        }
+        let entries =
+            std::fs::read_dir(&self.work).map_err(|error| Error::io(&self.work, error))?;
+        for entry in entries {
+            let entry = entry.map_err(|error| Error::io(&self.work, error))?;
+            remove_tree(&entry.path())?;
+        }
+        Ok(())
     }
 }
 
