@@ -8,9 +8,15 @@
 //! instruction: that is the instruction layer's work. Problems are reported as
 //! [`Diagnostic`]s naming file, line and column.
 //!
+//! A [`Source`] is read from text ([`Source::new`]) or from the file's bytes
+//! ([`Source::from_bytes`]: bytes that are not UTF-8 are kept, as BuildKit keeps them, and
+//! [`value_bytes`] gives them back from any value).
+//!
 //! Inside: `lines` (physical lines, joined-line positions) → `directives` → `split` (keyword,
 //! flags, per-instruction argument splitting, with `json` for the exec form) → `heredoc`
-//! (here-document openers) → `parser` (the loop tying them together) → `dump`.
+//! (here-document openers) → `parser` (the loop tying them together) → `dump`; `golang` holds
+//! the Go standard-library behaviour that shows in the output (quoting, Unicode classes,
+//! lowercasing) and `rawbytes` the carrying of non-UTF-8 bytes.
 
 mod diagnostic;
 mod directives;
