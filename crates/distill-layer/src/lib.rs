@@ -11,15 +11,15 @@
 //!
 //! ```no_run
 //! use distill_layer::{extract, write_layer, Compression, ExtractOptions, TreeOptions};
-//! # fn main() -> Result<(), distill_layer::LayerError> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // A layer from an overlay upper dir, timestamps clamped to SOURCE_DATE_EPOCH.
-//! let blob = std::fs::File::create("/tmp/layer.tar.gz").unwrap();
+//! let blob = std::fs::File::create("/tmp/layer.tar.gz")?;
 //! let options = TreeOptions::new().overlay_upper(true).clamp_mtime(1_700_000_000);
 //! let layer = write_layer("/upper".as_ref(), &options, blob, Compression::gzip())?;
 //! println!("{} {} {} bytes", layer.digest, layer.diff_id, layer.size);
 //!
 //! // Back into a snapshot directory, checking the diff ID.
-//! let blob = std::fs::File::open("/tmp/layer.tar.gz").unwrap();
+//! let blob = std::fs::File::open("/tmp/layer.tar.gz")?;
 //! let options = ExtractOptions { expected_diff_id: Some(layer.diff_id), ..Default::default() };
 //! let report = extract(blob, "/snapshot".as_ref(), &options)?;
 //! # let _ = report; Ok(()) }
