@@ -781,20 +781,39 @@ impl RootBuilder {
         let pts = self
             .open(Path::new("dev/pts"))
             .map_err(|errno| failed("opening /dev/pts", errno))?;
-        // gid 5 is the `tty` group in Debian and most images; name it only if it exists here.
-        let pts_options = if ids.maps_gid(5) {
-            "newinstance,ptmxmode=0666,mode=0620,gid=5"
+        // gid 5 is the `tty` group in Debian and most images; name it only if it exists here
+        // (a user namespace the program itself runs in may lack it: then retry without).
+        let base_options = "newinstance,ptmxmode=0666,mode=0620";
+        let with_tty_group = format!("{base_options},gid=5");
+        let pts_path = fd_path(pts.as_fd());
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+        let mounted = if ids.maps_gid(5) {
+            match mount(
+                Some("devpts"),
+                &pts_path,
+                Some("devpts"),
+                flags,
+                Some(&with_tty_group),
+            ) {
+                Err(nix::errno::Errno::EINVAL) => mount(
+                    Some("devpts"),
+                    &pts_path,
+                    Some("devpts"),
+                    flags,
+                    Some(base_options),
+                ),
+                outcome => outcome,
+            }
         } else {
-            "newinstance,ptmxmode=0666,mode=0620"
+            mount(
+                Some("devpts"),
+                &pts_path,
+                Some("devpts"),
+                flags,
+                Some(base_options),
+            )
         };
-        self.mount_on(
-            &pts,
-            Path::new("/dev/pts"),
-            Some("devpts"),
-            Some("devpts"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-            Some(pts_options),
-        )?;
+        mounted.map_err(|errno| failed("mounting devpts on /dev/pts", errno))?;
         let shm = self
             .open(Path::new("dev/shm"))
             .map_err(|errno| failed("opening /dev/shm", errno))?;
