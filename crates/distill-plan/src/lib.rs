@@ -12,7 +12,10 @@
 //!
 //! The plan never looks at an image and never runs anything: the build engine replays each
 //! stage's instructions with [`Plan::step`], starting from the base image's environment
-//! ([`Plan::initial_vars`]), to get each instruction with its variables expanded.
+//! ([`Plan::initial_vars`]), to get each instruction with its variables expanded and checked
+//! (mounts interpreted, `--chmod` and EXPOSE specs validated). For the values it then needs:
+//! [`parse_chmod`], [`exposed_ports`], [`parse_trigger`] (ONBUILD triggers of a base image)
+//! and [`Plan::input_for`] (what such a trigger's `--from` names).
 
 mod args;
 mod chmod;
