@@ -294,6 +294,28 @@ impl Sandbox {
         if spec.args.is_empty() {
             return Err(Error::Unsupported("no command to run".to_owned()));
         }
+        if let Some(bad) = spec
+            .args
+            .iter()
+            .chain(&spec.env)
+            .find(|value| value.contains('\0'))
+        {
+            return Err(Error::Unsupported(format!(
+                "{bad:?}: a command's arguments and environment cannot contain NUL bytes"
+            )));
+        }
+        if spec.hostname.is_empty() || spec.hostname.len() > 64 {
+            return Err(Error::Unsupported(format!(
+                "hostname {:?} must be 1 to 64 bytes long",
+                spec.hostname
+            )));
+        }
+        if !spec.cwd.is_absolute() {
+            return Err(Error::Unsupported(format!(
+                "working directory {} must be absolute",
+                spec.cwd.display()
+            )));
+        }
         let hint = "hint: give this user a range in /etc/subuid and /etc/subgid and install \
                     newuidmap/newgidmap (Debian package uidmap), or run as root";
         if !self.ids.maps_uid(spec.uid) {
@@ -610,6 +632,41 @@ mod tests {
         let mut none = LastLines::new(0);
         none.output(Stream::Stdout, b"a\nb");
         assert!(none.lines().is_empty());
+    }
+
+    #[test]
+    fn specs_the_sandbox_cannot_run_are_refused_before_starting() {
+        let sandbox =
+            Sandbox::with_init_program("/nonexistent/init").id_mapping(IdMapping::Single {
+                uid: 1000,
+                gid: 1000,
+            });
+        let base = SandboxSpec::new(
+            crate::Rootfs::Directory("/nonexistent/root".into()),
+            vec!["true".into()],
+        );
+        let refused = |change: &dyn Fn(&mut SandboxSpec), expected: &str| {
+            let mut spec = base.clone();
+            change(&mut spec);
+            match sandbox.spawn(&spec, Stdio::Capture) {
+                Err(Error::Unsupported(message)) => {
+                    assert!(message.contains(expected), "{message}")
+                }
+                other => panic!("expected a refusal mentioning {expected:?}, got {other:?}"),
+            }
+        };
+        refused(&|spec| spec.args.clear(), "no command");
+        refused(&|spec| spec.uid = 1000, "uid 1000 does not exist");
+        refused(&|spec| spec.gid = 5, "gid 5 does not exist");
+        refused(&|spec| spec.additional_gids = vec![0], "setgroups");
+        refused(&|spec| spec.env = vec!["A=\0".into()], "NUL");
+        refused(&|spec| spec.hostname = "h".repeat(65), "hostname");
+        refused(&|spec| spec.cwd = "relative".into(), "must be absolute");
+        // A valid spec gets as far as starting the (missing) init.
+        assert!(matches!(
+            sandbox.spawn(&base, Stdio::Capture),
+            Err(Error::Spawn { .. })
+        ));
     }
 
     #[test]
