@@ -10,7 +10,8 @@
 //! thread. [`IdMapping`] says how the sandbox's ids relate to the host's (root, subordinate
 //! ranges through `newuidmap`, or the single-id mapping any user may use). A [`Snapshotter`]
 //! prepares a writable view on parent snapshots and commits its diff in overlayfs's upper
-//! directory format, by overlayfs or by copying.
+//! directory format, by overlayfs or by copying. [`enter_user_namespace`] optionally moves a
+//! rootless program with subordinate ids into one user namespace for its whole life.
 //!
 //! ```no_run
 //! use distill_sandbox::{LastLines, Sandbox, SandboxSpec, Snapshotter};
@@ -62,7 +63,6 @@ pub use cleanup::remove_tree;
 pub use error::{Error, Result};
 pub use idmap::{IdMapping, IdRange};
 pub use init::{init_if_requested, INIT_ENV};
-pub use proto::{MountStub, SavedTimes};
 pub use run::{ExitStatus, Killer, LastLines, OutputSink, RunningSandbox, Sandbox, Stdio, Stream};
 pub use snapshot::{Diff, Snapshotter, SnapshotterKind, View};
 pub use spec::{Mount, MountKind, NetworkMode, Rootfs, SandboxSpec, SystemMounts, DEFAULT_PATH};
