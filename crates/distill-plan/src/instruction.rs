@@ -12,7 +12,7 @@ use distill_frontend::{Diagnostic, Dockerfile, Heredoc, Node, Pos, Source, Word}
 
 use crate::flags::{self, Flags};
 use crate::golang::{parse_duration, parse_int};
-use crate::mount::{self, shift, Mount};
+use crate::mount::{self, shift, Device, Mount};
 use crate::suggest;
 
 /// Every Dockerfile instruction, upper case.
@@ -152,8 +152,8 @@ pub struct Run {
     pub mounts: Vec<RunMount>,
     pub network: Option<(Network, Word)>,
     pub security: Option<(Security, Word)>,
-    /// CDI device names (`name[,required]`), as written.
-    pub devices: Vec<Word>,
+    /// CDI devices (`--device=name[,required]`), with the flag value as written.
+    pub devices: Vec<(Device, Word)>,
 }
 
 /// One `--mount` of a RUN.
@@ -659,12 +659,16 @@ impl NodeParser<'_> {
                 Some((security, word))
             }
         };
+        let mut devices = Vec::new();
+        for spec in flags.list("device") {
+            devices.push((mount::parse_device(self.source, &spec)?, spec));
+        }
         Ok(Command::Run(Run {
             command: self.command_line(),
             mounts,
             network,
             security,
-            devices: flags.list("device"),
+            devices,
         }))
     }
 

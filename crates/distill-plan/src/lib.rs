@@ -39,7 +39,7 @@ pub use instruction::{
     CommandLine, Copy, From, Healthcheck, Instruction, KeyValue, Network, Run, RunMount, Security,
     SourcesAndDest,
 };
-pub use mount::{parse_mount, Mount, MountType, Sharing};
+pub use mount::{parse_mount, Device, Mount, MountType, Sharing};
 pub use plan::{
     plan, plan_source, Base, Dependency, Input, Plan, PlanOptions, Stage, Via, DEFAULT_PATH,
 };

@@ -1,5 +1,6 @@
 //! `RUN --mount=...` specifications: a CSV list of `key=value` fields and bare options, read
-//! the way BuildKit reads them (`instructions/commands_runmount.go`).
+//! the way BuildKit reads them (`instructions/commands_runmount.go`); and `RUN --device=...`,
+//! the same CSV syntax, read once and never expanded.
 //!
 //! BuildKit reads a mount twice. When the instruction is parsed, only the CSV syntax is checked
 //! and `from=` is taken as written (it may not hold a variable: stages are wired before any
@@ -105,17 +106,26 @@ pub(crate) struct Field {
 
 /// Splits `spec` into CSV fields as Go's CSV reader does: `"` quotes a field (`""` inside is a
 /// quote), a bare `"` inside an unquoted field is an error.
-pub(crate) fn csv_fields(source: &Source, spec: &Word) -> Result<Vec<Field>, Diagnostic> {
+/// `flag` names the flag for messages (`mount`, `device`).
+pub(crate) fn csv_fields(
+    source: &Source,
+    spec: &Word,
+    flag: &str,
+) -> Result<Vec<Field>, Diagnostic> {
     let fail = |column_offset: usize, what: &str| {
+        let hint = match flag {
+            "mount" => "write --mount=type=TYPE,target=PATH[,key=value...]",
+            _ => "write --device=NAME[,required]",
+        };
         Diagnostic::at(
             source,
             shift(spec.pos, column_offset),
-            format!("failed to parse csv mounts: {what}"),
+            format!("failed to parse csv {flag}s: {what}"),
         )
-        .with_hint("write --mount=type=TYPE,target=PATH[,key=value...]")
+        .with_hint(hint)
     };
     if spec.value.is_empty() {
-        return Err(fail(0, "the mount is empty"));
+        return Err(fail(0, &format!("the {flag} is empty")));
     }
     let mut chars = spec.value.chars().peekable();
     let mut column = 0; // characters consumed so far
@@ -176,7 +186,7 @@ pub(crate) fn csv_fields(source: &Source, spec: &Word) -> Result<Vec<Field>, Dia
 /// parsed: a `$` followed by anything is a variable, which `from` does not support.
 pub(crate) fn unexpanded_from(source: &Source, spec: &Word) -> Result<Option<Word>, Diagnostic> {
     let mut from = None;
-    for field in csv_fields(source, spec)? {
+    for field in csv_fields(source, spec, "mount")? {
         let Some((key, value)) = field.text.split_once('=') else {
             continue;
         };
@@ -228,7 +238,7 @@ pub fn parse_mount(
         gid: None,
     };
     let mut read_only_given = false;
-    for field in csv_fields(source, spec)? {
+    for field in csv_fields(source, spec, "mount")? {
         let at = |message: String| Diagnostic::at(source, field.pos, message);
         let Some((key, raw_value)) = field.text.split_once('=') else {
             match field.text.to_lowercase().as_str() {
@@ -414,6 +424,53 @@ pub fn parse_mount(
     Ok(mount)
 }
 
+/// A CDI device a RUN asks for (`--device=name[,required]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    pub name: String,
+    /// Fail when the device is not available (otherwise it is skipped).
+    pub required: bool,
+}
+
+/// Reads a `--device` value as BuildKit does (never expanded): a name (bare or `name=`),
+/// and `required` or `required=BOOL`.
+pub(crate) fn parse_device(source: &Source, spec: &Word) -> Result<Device, Diagnostic> {
+    let mut device = Device {
+        name: String::new(),
+        required: false,
+    };
+    for field in csv_fields(source, spec, "device")? {
+        let at = |message: String| Diagnostic::at(source, field.pos, message);
+        let (key, value) = match field.text.split_once('=') {
+            Some((key, value)) => (key.to_lowercase(), Some(value)),
+            None => (field.text.to_lowercase(), None),
+        };
+        match (key.as_str(), value) {
+            ("required", None) => device.required = true,
+            ("required", Some(value)) => {
+                device.required = parse_bool(value)
+                    .ok_or_else(|| at(format!("invalid value for required: {value}")))?;
+            }
+            ("name", Some(value)) if device.name.is_empty() => device.name = value.to_string(),
+            ("name", Some(_)) => {
+                return Err(at(format!("device name already set to {}", device.name)))
+            }
+            _ if device.name.is_empty() => device.name = field.text.clone(),
+            (_, None) => {
+                return Err(at(format!(
+                    "invalid field '{}' must be a key=value pair",
+                    field.text
+                )))
+            }
+            (_, Some(_)) => {
+                return Err(at(format!("unexpected key '{key}' in '{}'", field.text))
+                    .with_hint("a device takes name= and required"))
+            }
+        }
+    }
+    Ok(device)
+}
+
 fn unexpected_key(source: &Source, field: &Field, key: &str, kind: MountType) -> Diagnostic {
     Diagnostic::at(
         source,
@@ -584,6 +641,38 @@ mod tests {
         // A trailing `$` is no variable.
         let (source, word) = spec("from=odd$");
         assert!(unexpanded_from(&source, &word).is_ok());
+    }
+
+    #[test]
+    fn devices() {
+        let device = |text: &str| {
+            let (source, word) = spec(text);
+            parse_device(&source, &word)
+        };
+        assert_eq!(
+            device("vendor.com/gpu=all,required").unwrap(),
+            Device {
+                name: "vendor.com/gpu=all".into(),
+                required: true
+            }
+        );
+        assert_eq!(device("name=gpu,required=false").unwrap().name, "gpu");
+        assert_eq!(
+            device("name=a,name=b").unwrap_err().message,
+            "device name already set to a"
+        );
+        assert_eq!(
+            device("gpu,other").unwrap_err().message,
+            "invalid field 'other' must be a key=value pair"
+        );
+        assert_eq!(
+            device("gpu,x=1").unwrap_err().message,
+            "unexpected key 'x' in 'x=1'"
+        );
+        assert!(device("")
+            .unwrap_err()
+            .message
+            .starts_with("failed to parse csv devices"));
     }
 
     #[test]
