@@ -381,18 +381,20 @@ fn forwarded_signal_reaches_the_command() {
     let spec = layout.spec("trap 'echo got TERM; exit 3' TERM; echo ready; sleep 1000 & wait");
     let running = sandbox().spawn(&spec, Stdio::Capture).expect("spawn");
     let killer = running.killer();
-    let mut captured = Captured::default();
-    let forwarder = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
-        killer.forward(Signal::TERM);
-    });
-    let status = running.wait(&mut captured).expect("wait");
-    forwarder.join().expect("thread");
+    let mut stdout = Vec::new();
+    // Forward SIGTERM once the trap is in place, whatever the machine's load.
+    let status = running
+        .wait(&mut |stream: Stream, bytes: &[u8]| {
+            if stream == Stream::Stdout {
+                stdout.extend_from_slice(bytes);
+                if bytes.starts_with(b"ready") {
+                    killer.forward(Signal::TERM);
+                }
+            }
+        })
+        .expect("wait");
     assert_eq!(status, ExitStatus::Exited(3));
-    assert_eq!(
-        String::from_utf8_lossy(&captured.stdout),
-        "ready\ngot TERM\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&stdout), "ready\ngot TERM\n");
 }
 
 #[test]
