@@ -462,10 +462,13 @@ fn prepare_and_exec(spec: &SandboxSpec) -> Result<Never, (String, i32)> {
     } else {
         126
     };
-    Err((
-        format!("exec {}: {}", program.display(), errno.desc()),
-        code,
-    ))
+    let mut message = format!("exec {}: {}", program.display(), errno.desc());
+    if errno == nix::errno::Errno::ENOENT && program.exists() {
+        // The file is there: what is missing is the interpreter its `#!` line or ELF header
+        // names (a binary built for glibc in an Alpine image, a script with CRLF endings).
+        message.push_str(" (the program exists: its interpreter or dynamic loader is missing)");
+    }
+    Err((message, code))
 }
 
 fn c_strings(values: &[String]) -> Result<Vec<CString>, String> {

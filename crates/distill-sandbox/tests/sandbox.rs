@@ -346,6 +346,15 @@ fn missing_command_is_an_exec_error() {
             .contains("executable file not found in $PATH"),
         "{error}"
     );
+    // A script whose interpreter is missing says so.
+    let script = layout.path("lower/bin/script");
+    std::fs::write(&script, "#!/bin/nonexistent\n").expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    spec.args = vec!["script".into()];
+    let error = sandbox()
+        .run(&spec, &mut Captured::default())
+        .expect_err("must fail");
+    assert!(error.to_string().contains("interpreter"), "{error}");
 }
 
 #[test]
