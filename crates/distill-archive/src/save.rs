@@ -400,3 +400,85 @@ impl<R: Read> Read for Verified<R> {
         Ok(read)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(reader: impl Read) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut reader = reader;
+        // Small reads, to cross the end of the blob in several steps.
+        let mut buf = [0u8; 3];
+        loop {
+            let read = reader.read(&mut buf)?;
+            if read == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..read]);
+        }
+    }
+
+    #[test]
+    fn verified_passes_exact_content_and_refuses_anything_else() {
+        let content = b"layer content".to_vec();
+        let digest = Digest::sha256_of(&content);
+        let size = content.len() as u64;
+        let ok = Verified::new(&content[..], digest.clone(), size);
+        assert_eq!(read_all(ok).unwrap(), content);
+
+        let short = Verified::new(&content[..5], digest.clone(), size);
+        assert!(read_all(short)
+            .unwrap_err()
+            .to_string()
+            .contains("ends after 5"));
+
+        let mut longer = content.clone();
+        longer.push(b'!');
+        let long = Verified::new(&longer[..], digest.clone(), size);
+        assert!(read_all(long).unwrap_err().to_string().contains("longer"));
+
+        let mut changed = content.clone();
+        changed[0] ^= 1;
+        let wrong = Verified::new(&changed[..], digest, size);
+        assert!(read_all(wrong)
+            .unwrap_err()
+            .to_string()
+            .contains("has content of digest"));
+    }
+
+    #[test]
+    fn names_become_index_annotations_like_docker_writes_them() {
+        let target = Descriptor::for_bytes(media_type::OCI_MANIFEST, b"{}");
+        let names = [
+            Reference::parse_normalized("busybox:1").unwrap(),
+            Reference::parse_normalized("localhost:5000/a/b:c").unwrap(),
+        ];
+        let entries = named_descriptors(&target, &names);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            entries[0].annotations[ANNOTATION_IMAGE_NAME],
+            "docker.io/library/busybox:1"
+        );
+        assert_eq!(entries[0].annotations[ANNOTATION_REF_NAME], "1");
+        assert_eq!(
+            entries[1].annotations[ANNOTATION_IMAGE_NAME],
+            "localhost:5000/a/b:c"
+        );
+        let unnamed = named_descriptors(&target, &[]);
+        assert_eq!(unnamed.len(), 1);
+        assert!(unnamed[0].annotations.is_empty());
+    }
+
+    #[test]
+    fn two_tags_of_one_image_are_saved_once() {
+        let target = Descriptor::for_bytes(media_type::OCI_MANIFEST, b"{}");
+        let image = |name: &str| SaveImage {
+            target: target.clone(),
+            names: vec![Reference::parse_normalized(name).unwrap()],
+        };
+        let merged = merge_by_target(&[image("a:1"), image("b:2"), image("a:1")]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].names.len(), 2);
+    }
+}

@@ -292,7 +292,8 @@ impl DiffHasher {
 
 /// Whether an entry name is the root itself (`.`, `./`).
 fn is_root(name: &[u8]) -> bool {
-    name.split(|b| *b == b'/').all(|part| part.is_empty() || part == b".")
+    name.split(|b| *b == b'/')
+        .all(|part| part.is_empty() || part == b".")
 }
 
 /// An entry name as a clean relative path: no leading `/`, no `.` or empty components, no `..`.
@@ -376,5 +377,71 @@ mod tests {
         assert!(resolve_symlink("a/x", b"/etc/passwd")
             .unwrap_err()
             .contains("absolute"));
+    }
+}
+
+#[cfg(test)]
+mod staging_tests {
+    use super::*;
+
+    /// A tar stream built with the tar crate (names it accepts).
+    fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, content) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, name, *content).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn stages_files_with_their_digests_and_diff_ids() {
+        let layer = b"plain layer bytes".to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&layer).unwrap();
+        let gzipped = gz.finish().unwrap();
+        let bytes = archive(&[("a/layer.tar", &layer), ("b/layer.tar.gz", &gzipped)]);
+        let dir = tempfile::tempdir().unwrap();
+        let staged = StagedArchive::read(&bytes[..], dir.path(), "test.tar").unwrap();
+
+        let plain = staged.file("./a//layer.tar").unwrap();
+        assert_eq!(plain.digest, Digest::sha256_of(&layer));
+        assert_eq!(plain.diff_id.as_ref().unwrap(), &plain.digest);
+        assert_eq!(std::fs::read(&plain.path).unwrap(), layer);
+
+        let compressed = staged.file("b/layer.tar.gz").unwrap();
+        assert_eq!(compressed.compression, Compression::Gzip);
+        assert_eq!(compressed.digest, Digest::sha256_of(&gzipped));
+        assert_eq!(
+            compressed.diff_id.as_ref().unwrap(),
+            &Digest::sha256_of(&layer)
+        );
+        assert_eq!(
+            staged.file_names().collect::<Vec<_>>(),
+            ["a/layer.tar", "b/layer.tar.gz"]
+        );
+    }
+
+    #[test]
+    fn refuses_duplicates_and_corrupt_compression_is_kept_as_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let twice = archive(&[("x", b"1"), ("./x", b"2")]);
+        let err = StagedArchive::read(&twice[..], dir.path(), "t.tar")
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("x appears twice"), "{err}");
+
+        let broken_gzip = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff];
+        let bytes = archive(&[("layer", &broken_gzip)]);
+        let staged = StagedArchive::read(&bytes[..], dir.path(), "t.tar").unwrap();
+        assert!(staged.file("layer").unwrap().diff_id.is_err());
+        assert!(staged
+            .file("missing")
+            .unwrap_err()
+            .to_string()
+            .contains("missing from the archive"));
     }
 }
