@@ -177,7 +177,23 @@ pub(crate) fn mount_overlay(
                 errno,
             )
         )
-    })
+    })?;
+    // overlayfs mounts read-only, saying so only in the kernel log, when it cannot use the
+    // work directory: say it here, before anything fails with a puzzling EROFS.
+    let mounted = open_host(upper, true)?;
+    let read_only = rustix::fs::fstatvfs(&mounted)
+        .map(|stat| stat.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+        .unwrap_or(false);
+    if read_only {
+        return Err(format!(
+            "overlayfs on {} came up read-only: it cannot use the work directory {}\n\
+             hint: give each run a fresh, empty work directory on the upper directory's \
+             filesystem, owned by the user distill runs as",
+            upper.display(),
+            work.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The root being built: the mount points created so far are reported to the caller (for
