@@ -2,15 +2,15 @@
 //! slash-separated relative paths without allocating.
 //!
 //! The meaning is moby/patternmatcher's, which BuildKit uses: the pattern is cleaned like Go's
-//! `filepath.Clean`, checked against the grammar of Go's `filepath.Match` (a pattern Go rejects
-//! is an error here too), then read one character at a time:
+//! `filepath.Clean`, checked the way patternmatcher checks it (Go's `filepath.Match` against
+//! `.`, which reads the pattern only until that match fails), then read one character at a time:
 //!
 //! - `*` matches any run of characters other than `/`; `?` one character other than `/`;
 //! - `**` followed by `/` (or not) matches any number of whole directories, including none
 //!   (`**/a` matches `a` and `x/y/a`; `a/**/b` matches `a/b`); at the end of a pattern it matches
 //!   anything, `/` included;
 //! - `[...]` is a class of characters and ranges (`[a-z0-9]`), negated by a leading `^`, with `\`
-//!   escaping `]`, `-`, `^` or `\` (`[!...]` is *not* a negation: `!` is an ordinary member, as in
+//!   escaping the next character (`[!...]` is *not* a negation: `!` is an ordinary member, as in
 //!   Go); a class, negated or not, may match `/`;
 //! - `\` makes the next character literal;
 //! - every other character is itself.
@@ -22,11 +22,15 @@
 //! a pattern that needs the general matcher, a `^` outside a class anchors at the start of the
 //! path as in a regular expression (so `a^b*` never matches).
 //!
-//! patternmatcher translates patterns to Go regular expressions, so in a few corners it does not
-//! follow its own grammar; here the grammar wins, and these differences are known: `*`, `?` and
-//! `[:name:]` inside a class are plain members (Go's translation garbles them), and `\d`, `\w`
-//! and other escaped letters are the letter itself (Go's regexp reads them as classes or
-//! rejects them). A byte of a path that is not UTF-8 counts as one character that no literal
+//! patternmatcher matches with a Go regular expression translated from the pattern, so classes
+//! follow that grammar once past Go's partial check: `]` right after `[` or `[^` is a member, and
+//! so is a `-` that does not sit between two members (`x*[a-]` is accepted, `[a-]` is not, as in
+//! BuildKit). Known differences, all in corners where BuildKit's translation breaks its own
+//! grammar: `*`, `?` and `[:name:]` inside a class are plain members here; `\d`, `\w` and other
+//! escaped letters are the letter itself (Go's regexp reads them as classes or rejects them); a
+//! pattern Go's regexp would reject (`x*[z-a]`, `x*/[`, `a*b\`) is an error when the ignore
+//! file is read, where BuildKit fails only once a path is matched against it (and not at all if
+//! none ever is). A byte of a path that is not UTF-8 counts as one character that no literal
 //! names. `**` does not cross a newline in a name, as in Go (`.` there excludes `\n`).
 
 use crate::ignorefile::clean;
@@ -74,6 +78,12 @@ impl SyntaxError {
             message: message.into(),
             hint: None,
         }
+    }
+
+    /// The same error for a piece of pattern that starts `by` characters further on.
+    fn shifted(mut self, by: usize) -> SyntaxError {
+        self.index = self.index.map(|i| i + by);
+        self
     }
 
     fn hint(mut self, hint: impl Into<String>) -> SyntaxError {
@@ -228,6 +238,7 @@ enum Detected {
 
 fn compile_form(text: &str) -> Result<Form, SyntaxError> {
     let chars: Vec<char> = text.chars().collect();
+    check_like_go(&chars)?;
     let mut tokens = Vec::new();
     let mut detected = Detected::Exact;
     let mut i = 0;
@@ -298,48 +309,157 @@ fn compile_form(text: &str) -> Result<Form, SyntaxError> {
     })
 }
 
-/// Parses a class whose `[` is at `start - 1`, with the grammar of Go's `filepath.Match`;
-/// returns it and the index after its `]`.
-fn parse_class(chars: &[char], start: usize) -> Result<(Class, usize), SyntaxError> {
-    let open = start - 1;
-    let mut i = start;
-    let negated = chars.get(i) == Some(&'^');
-    if negated {
-        i += 1;
+/// The syntax check patternmatcher makes when it receives a pattern: Go's
+/// `filepath.Match(pattern, ".")`, which reads the pattern only until the match against `.`
+/// fails, so a malformed class after a `*` may pass (`a*[` does, `a[` does not).
+fn check_like_go(chars: &[char]) -> Result<(), SyntaxError> {
+    let mut name: &[char] = &['.'];
+    let mut pos = 0;
+    'pattern: while pos < chars.len() {
+        let (star, start, end) = scan_chunk(chars, pos);
+        pos = end;
+        if star && start == end {
+            return Ok(());
+        }
+        let chunk = &chars[start..end];
+        let last = pos == chars.len();
+        match match_chunk(chunk, name).map_err(|err| err.shifted(start))? {
+            Some(rest) if rest.is_empty() || !last => {
+                name = rest;
+                continue;
+            }
+            _ => {}
+        }
+        if star {
+            let mut skip = 0;
+            while skip < name.len() && name[skip] != '/' {
+                let attempt =
+                    match_chunk(chunk, &name[skip + 1..]).map_err(|e| e.shifted(start))?;
+                if let Some(rest) = attempt {
+                    if !last || rest.is_empty() {
+                        name = rest;
+                        continue 'pattern;
+                    }
+                }
+                skip += 1;
+            }
+        }
+        return Ok(());
     }
-    let mut ranges = Vec::new();
-    loop {
-        if chars.get(i) == Some(&']') && !ranges.is_empty() {
-            i += 1;
-            break;
-        }
-        let (lo, after_lo) = class_member(chars, i, open)?;
-        i = after_lo;
-        let mut hi = lo;
-        if chars.get(i) == Some(&'-') {
-            let (end, after_hi) = class_member(chars, i + 1, open)?;
-            hi = end;
-            i = after_hi;
-        }
-        if lo > hi {
-            return Err(SyntaxError::new(
-                i.saturating_sub(1),
-                format!("the range `{lo}-{hi}` in a character class runs backwards"),
-            )
-            .hint(format!("write it as `{hi}-{lo}`")));
-        }
-        ranges.push((lo as u32, hi as u32));
-    }
-    Ok((Class { negated, ranges }, i))
+    Ok(())
 }
 
-/// One member character of a class at `i` (possibly `\`-escaped), as Go's `getEsc` reads it:
-/// a class must go on after every member, so reaching the end is an unclosed class.
-fn class_member(chars: &[char], mut i: usize, open: usize) -> Result<(char, usize), SyntaxError> {
-    let unclosed = || {
-        SyntaxError::new(open, "this character class `[` is never closed")
-            .hint("close it with `]`, or write `\\[` for a literal `[`")
-    };
+/// The next run of `*` (`star`) and the chunk after it, up to the next `*` outside a class:
+/// `(star, chunk start, chunk end)`.
+fn scan_chunk(chars: &[char], mut i: usize) -> (bool, usize, usize) {
+    let mut star = false;
+    while chars.get(i) == Some(&'*') {
+        star = true;
+        i += 1;
+    }
+    let start = i;
+    let mut in_class = false;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' if i + 1 < chars.len() => i += 1,
+            '[' => in_class = true,
+            ']' => in_class = false,
+            '*' if !in_class => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    (star, start, i)
+}
+
+/// Matches one chunk against the start of `name` as Go does, reading the whole chunk even
+/// after a mismatch so that its syntax is checked: `Some(rest of name)` on a match.
+fn match_chunk<'n>(
+    chunk: &[char],
+    mut name: &'n [char],
+) -> Result<Option<&'n [char]>, SyntaxError> {
+    let mut failed = false;
+    let mut c = 0;
+    while c < chunk.len() {
+        if name.is_empty() {
+            failed = true;
+        }
+        match chunk[c] {
+            '[' => {
+                let open = c;
+                let subject = if failed { None } else { Some(name[0]) };
+                if !failed {
+                    name = &name[1..];
+                }
+                c += 1;
+                let negated = chunk.get(c) == Some(&'^');
+                if negated {
+                    c += 1;
+                }
+                let mut inside = false;
+                let mut members = 0;
+                loop {
+                    if chunk.get(c) == Some(&']') && members > 0 {
+                        c += 1;
+                        break;
+                    }
+                    let (lo, after) = go_class_member(chunk, c, open)?;
+                    c = after;
+                    let mut hi = lo;
+                    if chunk.get(c) == Some(&'-') {
+                        let (end, after) = go_class_member(chunk, c + 1, open)?;
+                        hi = end;
+                        c = after;
+                    }
+                    inside |= subject.is_some_and(|r| lo <= r && r <= hi);
+                    members += 1;
+                }
+                if inside == negated {
+                    failed = true;
+                }
+            }
+            '?' => {
+                if !failed {
+                    failed = name[0] == '/';
+                    name = &name[1..];
+                }
+                c += 1;
+            }
+            other => {
+                let literal = if other == '\\' {
+                    c += 1;
+                    match chunk.get(c) {
+                        Some(&escaped) => escaped,
+                        None => {
+                            return Err(SyntaxError::new(
+                                c - 1,
+                                "a `\\` at the end escapes nothing",
+                            )
+                            .hint("write `\\\\` for a literal backslash"));
+                        }
+                    }
+                } else {
+                    other
+                };
+                if !failed {
+                    failed = literal != name[0];
+                    name = &name[1..];
+                }
+                c += 1;
+            }
+        }
+    }
+    Ok(if failed { None } else { Some(name) })
+}
+
+/// One member of a class at `i` (possibly `\`-escaped), as Go's `getEsc` reads it: a member
+/// cannot be `-` or `]`, and a class must go on after every member.
+fn go_class_member(
+    chars: &[char],
+    mut i: usize,
+    open: usize,
+) -> Result<(char, usize), SyntaxError> {
+    let unclosed = || unclosed_class(open);
     match chars.get(i) {
         None => return Err(unclosed()),
         Some('-') => {
@@ -365,6 +485,60 @@ fn class_member(chars: &[char], mut i: usize, open: usize) -> Result<(char, usiz
         return Err(unclosed());
     }
     Ok((member, i))
+}
+
+fn unclosed_class(open: usize) -> SyntaxError {
+    SyntaxError::new(open, "this character class `[` is never closed")
+        .hint("close it with `]`, or write `\\[` for a literal `[`")
+}
+
+/// Parses a class whose `[` is at `start - 1` the way Go's regular expressions read the
+/// translated pattern (patternmatcher matches with those): a `]` right after `[` or `[^` is a
+/// member, a `-` is a member unless it joins two members into a range, `\` escapes the next
+/// character. Returns the class and the index after its `]`.
+fn parse_class(chars: &[char], start: usize) -> Result<(Class, usize), SyntaxError> {
+    let open = start - 1;
+    let mut i = start;
+    let negated = chars.get(i) == Some(&'^');
+    if negated {
+        i += 1;
+    }
+    let first = i;
+    let mut ranges = Vec::new();
+    loop {
+        match chars.get(i) {
+            None => return Err(unclosed_class(open)),
+            Some(']') if i != first => return Ok((Class { negated, ranges }, i + 1)),
+            _ => {}
+        }
+        let (lo, after) = regex_class_member(chars, i, open)?;
+        i = after;
+        let mut hi = lo;
+        if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|&c| c != ']') {
+            let (end, after) = regex_class_member(chars, i + 1, open)?;
+            hi = end;
+            if hi < lo {
+                return Err(SyntaxError::new(
+                    i + 1,
+                    format!("the range `{lo}-{hi}` in a character class runs backwards"),
+                )
+                .hint(format!("write it as `{hi}-{lo}`")));
+            }
+            i = after;
+        }
+        ranges.push((lo as u32, hi as u32));
+    }
+}
+
+fn regex_class_member(chars: &[char], i: usize, open: usize) -> Result<(char, usize), SyntaxError> {
+    match chars.get(i) {
+        Some('\\') => match chars.get(i + 1) {
+            Some(&escaped) => Ok((escaped, i + 2)),
+            None => Err(unclosed_class(open)),
+        },
+        Some(&member) => Ok((member, i + 1)),
+        None => Err(unclosed_class(open)),
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -237,6 +237,21 @@ fn character_classes() {
             ("x[*]", "x*", true),
             ("x[*]", "xa", false),
             ("x[?]", "x?", true),
+            // After a `*`, Go's syntax check stops early and the class is read as Go's regular
+            // expressions read it: `]` first and `-` first or last are members.
+            ("x*[a-]", "xa", true),
+            ("x*[a-]", "x-", true),
+            ("x*[a-]", "xb", false),
+            ("x*[-a]", "x-", true),
+            ("x*[]a]", "x]", true),
+            ("x*[]a]", "xa", true),
+            ("x*[]a]", "xb", false),
+            ("x*[a-b-c]", "x-", true),
+            ("x*[a-b-c]", "xc", true),
+            ("x*[a-b-c]", "xd", false),
+            ("x*[^]a]", "xb", true),
+            ("x*[^]a]", "x]", false),
+            ("**/*[-_]test.go", "a/b_test.go", true),
         ],
     );
 }
@@ -393,6 +408,11 @@ fn bad_patterns_are_errors_naming_file_line_and_column() {
         ("!", 1, 1, "names nothing"),
         ("! /", 1, 1, "names nothing"),
         ("!docs/[", 1, 7, "never closed"),
+        // Go's check lets these through (they follow a `*`); BuildKit fails on them only when
+        // it first matches a path against them. Here they fail at once.
+        ("x*/[", 1, 4, "never closed"),
+        ("x*[z-a]", 1, 6, "runs backwards"),
+        ("a*b\\", 1, 4, "escapes nothing"),
     ];
     for &(text, line, column, message) in cases {
         let file = IgnoreFile::parse(text, "app.Dockerfile.dockerignore");
