@@ -184,6 +184,10 @@ const XATTR_MAX: usize = 64 * 1024;
 impl Walker<'_> {
     fn walk_dir(&mut self, dir: &OwnedFd, depth: usize) -> Result<(), Error> {
         let mut names = self.read_names(dir)?;
+        // How the entries of this directory are named for the calls that take a path.
+        let via_proc = self
+            .proc_fd
+            .then(|| format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes());
         names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let base = self.path.len();
         for (name, hint) in names {
@@ -212,7 +216,7 @@ impl Walker<'_> {
                 if kind == FileKind::Dir {
                     let mark = self.pending.len();
                     let mut entry = self.entry(&stat, kind, None);
-                    entry.xattrs = self.read_xattrs(dir, &name)?;
+                    entry.xattrs = self.read_xattrs(via_proc.as_deref(), &name)?;
                     self.pending.push(entry);
                     // BuildKit skips what it cannot read inside an excluded directory.
                     if let Ok(subdir) = open_subdir(dir, &name) {
@@ -232,7 +236,7 @@ impl Walker<'_> {
                 None
             };
             let mut entry = self.entry(&stat, kind, link_target);
-            entry.xattrs = self.read_xattrs(dir, &name)?;
+            entry.xattrs = self.read_xattrs(via_proc.as_deref(), &name)?;
             if kind != FileKind::Dir && entry.nlink > 1 {
                 match self.first_links.get(&(entry.dev, entry.ino)) {
                     Some(first) => entry.hardlink_of = Some(first.clone()),
@@ -317,12 +321,13 @@ impl Walker<'_> {
         }
     }
 
-    /// The extended attributes of `name` in `dir`, read without following a symlink and
-    /// through the directory's descriptor, so never from outside the context.
-    fn read_xattrs(&mut self, dir: &OwnedFd, name: &CStr) -> Result<Vec<Xattr>, Error> {
-        let mut path = Vec::with_capacity(32 + name.to_bytes().len());
-        if self.proc_fd {
-            path.extend_from_slice(format!("/proc/self/fd/{}/", dir.as_raw_fd()).as_bytes());
+    /// The extended attributes of entry `name` of the current directory, read without
+    /// following a symlink. With `via_proc` (`/proc/self/fd/N/` for the directory's descriptor)
+    /// the file is reached through the descriptor, so never outside the context.
+    fn read_xattrs(&mut self, via_proc: Option<&[u8]>, name: &CStr) -> Result<Vec<Xattr>, Error> {
+        let mut path = Vec::with_capacity(64 + name.to_bytes().len());
+        if let Some(prefix) = via_proc {
+            path.extend_from_slice(prefix);
             path.extend_from_slice(name.to_bytes());
         } else {
             // Without /proc, name the file from the context root instead.
