@@ -29,6 +29,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile (like `docker buildx build`)
+    Build(cmd::build::BuildArgsFlags),
+
     /// Show the build plan of a Dockerfile: the stages a build would run, in order
     Plan(cmd::plan::PlanArgs),
 
@@ -50,9 +53,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The sandbox's init is this binary re-executed: it must take over before anything else.
+    distill_sandbox::init_if_requested();
     let cli = Cli::parse();
     let global = Global::new(cli.root, cli.debug);
     let result = match cli.command {
+        Command::Build(args) => cmd::build::run(args, &global),
         Command::Plan(args) => cmd::plan::run(args, &global),
         Command::Save(args) => cmd::archive::save(args, &global),
         Command::Load(args) => cmd::archive::load(args, &global),

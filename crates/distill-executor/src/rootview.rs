@@ -1,0 +1,275 @@
+//! A read-only view of a stage's file system as the stack of its layer snapshots, without
+//! mounting anything: lookups go from the top layer down, honouring overlayfs whiteouts
+//! (character device 0/0) and opaque directories, as the kernel's overlay would.
+//!
+//! A path is resolved one component at a time; a symlink met on the way is followed inside
+//! the view (an absolute target starts again at the view's root, `..` never climbs above
+//! it), so nothing outside the layers is ever read. The build context is a view of one
+//! layer, which gives COPY the same guarantee for `../` and symlinks pointing out.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+
+/// Symlinks followed while resolving one path before giving up, as the kernel's limit.
+const MAX_SYMLINKS: usize = 40;
+
+/// The layers of a file system, bottom first, each a directory in overlay format.
+#[derive(Clone, Debug, Default)]
+pub struct RootView {
+    layers: Vec<PathBuf>,
+}
+
+/// A path found in a view.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// The path inside the view, symlinks resolved (components, no leading `/`).
+    pub path: Vec<OsString>,
+    /// Where the entry's data lives on the host.
+    pub host: PathBuf,
+    pub meta: Metadata,
+    /// For a directory: the layers (top first) whose directories make up its contents.
+    active: Vec<usize>,
+}
+
+impl Found {
+    /// The path inside the view, with a leading `/`.
+    pub fn display(&self) -> String {
+        let mut text = String::new();
+        for part in &self.path {
+            text.push('/');
+            text.push_str(&part.to_string_lossy());
+        }
+        if text.is_empty() {
+            text.push('/');
+        }
+        text
+    }
+}
+
+fn is_whiteout(meta: &Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+fn is_opaque(path: &Path) -> bool {
+    for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
+        let mut value = [0u8; 4];
+        if let Ok(len) = rustix::fs::lgetxattr(path, name, &mut value) {
+            if len == 1 && value[0] == b'y' {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+impl RootView {
+    /// A view of `layers`, bottom first.
+    pub fn new(layers: Vec<PathBuf>) -> RootView {
+        RootView { layers }
+    }
+
+    /// A view of a single directory.
+    pub fn of_dir(dir: impl Into<PathBuf>) -> RootView {
+        RootView {
+            layers: vec![dir.into()],
+        }
+    }
+
+    pub fn layers(&self) -> &[PathBuf] {
+        &self.layers
+    }
+
+    fn root(&self) -> Found {
+        let top_first: Vec<usize> = (0..self.layers.len()).rev().collect();
+        let host = self
+            .layers
+            .last()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("/nonexistent"));
+        // An empty view has an empty root directory; its metadata is taken from `/`.
+        let meta = fs::symlink_metadata(&host)
+            .or_else(|_| fs::symlink_metadata("/"))
+            .expect("the root directory always has metadata");
+        Found {
+            path: Vec::new(),
+            host,
+            meta,
+            active: top_first,
+        }
+    }
+
+    /// The entry `name` in the directory `dir`, if the view has one.
+    fn child(&self, dir: &Found, name: &OsStr) -> Option<Found> {
+        let rel: PathBuf = dir.path.iter().collect();
+        let mut layers = dir.active.iter().copied();
+        while let Some(layer) = layers.next() {
+            let host = self.layers[layer].join(&rel).join(name);
+            let Ok(meta) = fs::symlink_metadata(&host) else {
+                continue;
+            };
+            if is_whiteout(&meta) {
+                return None;
+            }
+            let mut active = Vec::new();
+            if meta.is_dir() {
+                active.push(layer);
+                if !is_opaque(&host) {
+                    for lower in layers.by_ref() {
+                        let below = self.layers[lower].join(&rel).join(name);
+                        match fs::symlink_metadata(&below) {
+                            Ok(m) if m.is_dir() => {
+                                active.push(lower);
+                                if is_opaque(&below) {
+                                    break;
+                                }
+                            }
+                            Ok(_) => break,
+                            Err(_) => continue,
+                        }
+                    }
+                }
+            }
+            let mut path = dir.path.clone();
+            path.push(name.to_os_string());
+            return Some(Found {
+                path,
+                host,
+                meta,
+                active,
+            });
+        }
+        None
+    }
+
+    /// Resolves `path` (absolute or relative to the root), following symlinks inside the view;
+    /// the last component's symlink is followed only with `follow_last`. `Ok(None)`: nothing
+    /// there.
+    pub fn resolve(&self, path: &Path, follow_last: bool) -> io::Result<Option<Found>> {
+        let mut pending: Vec<OsString> = components(path);
+        pending.reverse();
+        let mut stack: Vec<Found> = vec![self.root()];
+        let mut links = 0;
+        while let Some(name) = pending.pop() {
+            if name == ".." {
+                if stack.len() > 1 {
+                    stack.pop();
+                }
+                continue;
+            }
+            let Some(dir) = stack.last() else {
+                return Ok(None);
+            };
+            if !dir.meta.is_dir() {
+                return Ok(None);
+            }
+            let Some(found) = self.child(dir, &name) else {
+                return Ok(None);
+            };
+            let is_last = pending.is_empty();
+            if found.meta.file_type().is_symlink() && (!is_last || follow_last) {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(io::Error::other(format!(
+                        "too many levels of symbolic links at {}",
+                        found.display()
+                    )));
+                }
+                let target = fs::read_link(&found.host)?;
+                let mut target_parts = components(&target);
+                target_parts.reverse();
+                if target.is_absolute() {
+                    stack.truncate(1);
+                }
+                pending.extend(target_parts);
+                continue;
+            }
+            stack.push(found);
+        }
+        Ok(stack.pop())
+    }
+
+    /// The entries of the directory `dir`, sorted by name.
+    pub fn list(&self, dir: &Found) -> io::Result<Vec<Found>> {
+        let mut names: Vec<OsString> = Vec::new();
+        let rel: PathBuf = dir.path.iter().collect();
+        for &layer in &dir.active {
+            let host = self.layers[layer].join(&rel);
+            let entries = match fs::read_dir(&host) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(error),
+            };
+            for entry in entries {
+                names.push(entry?.file_name());
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        names.dedup();
+        Ok(names
+            .iter()
+            .filter_map(|name| self.child(dir, name))
+            .collect())
+    }
+
+    /// Reads a whole (small) file, following symlinks; `None` if it is not there.
+    pub fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        match self.resolve(path, true)? {
+            Some(found) if found.meta.is_file() => fs::read(&found.host).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The normal components of `path`: `/`, `.` and empty parts dropped, `..` kept.
+pub fn components(path: &Path) -> Vec<OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn upper_layers_win_and_whiteouts_hide() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lower, upper) = (dir.path().join("l"), dir.path().join("u"));
+        fs::create_dir_all(lower.join("etc/sub")).unwrap();
+        fs::write(lower.join("etc/passwd"), "old").unwrap();
+        fs::write(lower.join("etc/gone"), "x").unwrap();
+        fs::write(lower.join("etc/sub/a"), "a").unwrap();
+        fs::create_dir_all(upper.join("etc")).unwrap();
+        fs::write(upper.join("etc/passwd"), "new").unwrap();
+        symlink("/etc/sub", upper.join("link")).unwrap();
+        symlink("../../../../etc/passwd", upper.join("escape")).unwrap();
+        let view = RootView::new(vec![lower, upper]);
+        assert_eq!(
+            view.read(Path::new("/etc/passwd")).unwrap().unwrap(),
+            b"new"
+        );
+        assert_eq!(view.read(Path::new("link/a")).unwrap().unwrap(), b"a");
+        // `..` stops at the root: the symlink reads the view's /etc/passwd, not the host's.
+        assert_eq!(view.read(Path::new("/escape")).unwrap().unwrap(), b"new");
+        let etc = view.resolve(Path::new("/etc"), true).unwrap().unwrap();
+        let names: Vec<String> = view
+            .list(&etc)
+            .unwrap()
+            .iter()
+            .map(|f| f.display())
+            .collect();
+        assert_eq!(names, ["/etc/gone", "/etc/passwd", "/etc/sub"]);
+        assert!(view.resolve(Path::new("/nope/x"), true).unwrap().is_none());
+        let link = view.resolve(Path::new("/link"), false).unwrap().unwrap();
+        assert!(link.meta.file_type().is_symlink());
+    }
+}
