@@ -153,30 +153,50 @@ fn is_regular_file(path: &Path) -> bool {
 /// before it (and is dropped right after the root), a trailing `/` goes, and an empty result is
 /// `.`.
 pub(crate) fn clean(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
+    // Cleaning only removes whole `/`-separated elements, so UTF-8 stays UTF-8.
+    String::from_utf8(clean_bytes(path.as_bytes())).unwrap_or_else(|_| path.to_string())
+}
+
+/// [`clean`] for a path that may not be UTF-8.
+pub(crate) fn clean_bytes(path: &[u8]) -> Vec<u8> {
+    let rooted = path.first() == Some(&b'/');
+    let mut parts: Vec<&[u8]> = Vec::new();
     // How many leading `..` elements `parts` holds; they cannot be removed by a later `..`.
     let mut fixed = 0;
-    for part in path.split('/') {
+    for part in path.split(|&b| b == b'/') {
         match part {
-            "" | "." => {}
-            ".." => {
+            b"" | b"." => {}
+            b".." => {
                 if parts.len() > fixed {
                     parts.pop();
                 } else if !rooted {
-                    parts.push("..");
+                    parts.push(b"..");
                     fixed += 1;
                 }
             }
             name => parts.push(name),
         }
     }
-    let joined = parts.join("/");
+    let joined = parts.join(&b'/');
     match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_string(),
+        (true, _) => [b"/".as_slice(), &joined].concat(),
+        (false, true) => b".".to_vec(),
         (false, false) => joined,
     }
+}
+
+/// Whether [`clean_bytes`] would leave `path` as it is (`false` for some clean paths, such as
+/// `..`, that are not worth recognising).
+pub(crate) fn is_clean(path: &[u8]) -> bool {
+    if path == b"/" {
+        return true;
+    }
+    let body = path.strip_prefix(b"/").unwrap_or(path);
+    !body.is_empty()
+        && body
+            .split(|&b| b == b'/')
+            .all(|part| !matches!(part, b"" | b"." | b".."))
+        || path == b"."
 }
 
 #[cfg(test)]
@@ -208,9 +228,15 @@ mod tests {
             ("!../x", "!../x"),
             ("a/b/../../..", ".."),
             ("**/", "**"),
+            ("a/b", "a/b"),
+            ("/a", "/a"),
+            ("a.b/.c", "a.b/.c"),
         ];
         for (input, want) in cases {
             assert_eq!(clean(input), want, "clean({input:?})");
+            if is_clean(input.as_bytes()) {
+                assert_eq!(clean(input), input, "is_clean({input:?})");
+            }
         }
     }
 

@@ -6,7 +6,7 @@
 //! file back. A matcher never touches the file system.
 
 use crate::error::PatternError;
-use crate::ignorefile::IgnoreFile;
+use crate::ignorefile::{clean_bytes, is_clean, IgnoreFile};
 use crate::pattern::{Pattern, SyntaxError};
 
 /// Compiled ignore patterns.
@@ -110,9 +110,10 @@ impl Matcher {
         self.patterns.len().div_ceil(64)
     }
 
-    /// Whether `path` (relative to the context, `/`-separated, clean: no `.`, `..`, empty or
-    /// trailing components) is excluded: the last pattern matching the path or one of its
-    /// parent directories decides (patternmatcher's `MatchesOrParentMatches`).
+    /// Whether `path`, relative to the context and `/`-separated, is excluded: the last pattern
+    /// matching the path or one of its parent directories decides (patternmatcher's
+    /// `MatchesOrParentMatches`). The path is cleaned first as Go's `filepath.Clean` would
+    /// (`./a//b/` is `a/b`); the context itself (`.`) is never excluded.
     ///
     /// Walkers should prefer [`Matcher::is_excluded_with_parent`], which is what BuildKit's
     /// context transfer uses and which differs in one corner (see there).
@@ -122,6 +123,17 @@ impl Matcher {
 
     /// [`Matcher::is_excluded`] for a path that may not be UTF-8.
     pub fn is_excluded_bytes(&self, path: &[u8]) -> bool {
+        if is_clean(path) {
+            self.excluded_clean(path)
+        } else {
+            self.excluded_clean(&clean_bytes(path))
+        }
+    }
+
+    fn excluded_clean(&self, path: &[u8]) -> bool {
+        if path == b"." {
+            return false;
+        }
         let mut excluded = false;
         for pattern in &self.patterns {
             // A pattern that agrees with the current verdict cannot change it.
@@ -135,8 +147,9 @@ impl Matcher {
         excluded
     }
 
-    /// Whether `path` is excluded, given what matched its parent directory (`None` for a path
-    /// at the top of the context); fills `info` for `path`'s own children.
+    /// Whether `path` (clean, as a walker builds it) is excluded, given what matched its parent
+    /// directory (`None` for a path at the top of the context); fills `info` for `path`'s own
+    /// children.
     ///
     /// This is patternmatcher's `MatchesUsingParentResults`, which BuildKit's walker uses: a
     /// pattern that matched the parent matches the child without being tried again. One

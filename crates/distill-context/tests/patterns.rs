@@ -470,3 +470,16 @@ fn paths_that_are_not_utf8_are_matched_bytewise() {
     assert!(q.is_excluded_bytes(b"\xff"));
     assert!(!q.is_excluded_bytes(b"\xff\xfe"));
 }
+
+#[test]
+fn standalone_paths_are_cleaned_first() {
+    let m = matcher("build\n!build/keep\n*.log");
+    assert!(m.is_excluded("./build/x"));
+    assert!(m.is_excluded("build//x/"));
+    assert!(!m.is_excluded("build/./keep/"));
+    assert!(m.is_excluded("src/../a.log"));
+    assert!(!m.is_excluded("."));
+    assert!(!m.is_excluded(""));
+    assert!(!matcher("*").is_excluded("./"));
+    assert!(matcher("*").is_excluded("./x"));
+}
