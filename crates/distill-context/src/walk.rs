@@ -149,8 +149,8 @@ pub fn walk(context_dir: &Path, matcher: &Matcher) -> Result<Vec<Entry>, Error> 
         pending: Vec::new(),
         entries: Vec::new(),
         first_links: HashMap::new(),
-        xattr_names: vec![0; XATTR_MAX],
-        xattr_value: vec![0; XATTR_MAX],
+        xattr_names: vec![0; XATTR_START],
+        xattr_value: vec![0; XATTR_START],
         proc_fd: Path::new("/proc/self/fd").is_dir(),
     };
     walker.walk_dir(&root, 0)?;
@@ -171,7 +171,8 @@ struct Walker<'a> {
     entries: Vec<Entry>,
     /// The first listed path of each multiply-linked file, by device and inode.
     first_links: HashMap<(u64, u64), PathBuf>,
-    /// Buffers for extended attribute names and values, each of the kernel's maximum size.
+    /// Buffers for extended attribute names and values, grown as needed: the kernel allocates
+    /// as much as the buffer offered on every call, so they start small.
     xattr_names: Vec<u8>,
     xattr_value: Vec<u8>,
     /// Whether `/proc/self/fd` can name a file relative to a directory descriptor.
@@ -180,6 +181,25 @@ struct Walker<'a> {
 
 /// Linux's limit on the size of an extended attribute list and of one value.
 const XATTR_MAX: usize = 64 * 1024;
+
+/// The first size tried for extended attribute buffers.
+const XATTR_START: usize = 256;
+
+/// Calls `read` with `buffer`, growing the buffer up to [`XATTR_MAX`] while it is too small.
+fn with_growing(
+    buffer: &mut Vec<u8>,
+    mut read: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>,
+) -> rustix::io::Result<usize> {
+    loop {
+        match read(&mut buffer[..]) {
+            Err(Errno::RANGE) if buffer.len() < XATTR_MAX => {
+                let larger = (buffer.len() * 4).min(XATTR_MAX);
+                buffer.resize(larger, 0);
+            }
+            other => return other,
+        }
+    }
+}
 
 impl Walker<'_> {
     fn walk_dir(&mut self, dir: &OwnedFd, depth: usize) -> Result<(), Error> {
@@ -339,7 +359,9 @@ impl Walker<'_> {
             );
         }
         let path = OsStr::from_bytes(&path);
-        let len = match rustix::fs::llistxattr(path, &mut self.xattr_names[..]) {
+        let len = match with_growing(&mut self.xattr_names, |buf| {
+            rustix::fs::llistxattr(path, buf)
+        }) {
             Ok(len) => len,
             Err(Errno::NOTSUP | Errno::NOENT) => return Ok(Vec::new()),
             Err(errno) => return Err(self.error("list extended attributes of", errno)),
@@ -350,7 +372,10 @@ impl Walker<'_> {
                 continue;
             }
             // As BuildKit: an attribute that cannot be read (gone, or not permitted) is left out.
-            if let Ok(size) = rustix::fs::lgetxattr(path, key, &mut self.xattr_value[..]) {
+            let value = with_growing(&mut self.xattr_value, |buf| {
+                rustix::fs::lgetxattr(path, key, buf)
+            });
+            if let Ok(size) = value {
                 xattrs.push(Xattr {
                     name: key.to_vec(),
                     value: self.xattr_value[..size].to_vec(),
