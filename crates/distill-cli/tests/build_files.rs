@@ -172,7 +172,9 @@ fn copy_rules() {
     world.dockerfile("FROM scratch\nCOPY one.txt dir/a.c /file\n");
     let failed = world.build_fails(&[]);
     assert!(
-        failed.stderr.contains("destination must be a directory and end with a /"),
+        failed
+            .stderr
+            .contains("destination must be a directory and end with a /"),
         "{}",
         failed.stderr
     );
@@ -209,9 +211,7 @@ fn cache_hits_touches_and_changes() {
     let world = World::new();
     world.write("a.txt", "a");
     world.write("b.txt", "b");
-    world.dockerfile(
-        "FROM scratch\nCOPY a.txt /a\nLABEL step=two\nCOPY b.txt /b\nWORKDIR /w\n",
-    );
+    world.dockerfile("FROM scratch\nCOPY a.txt /a\nLABEL step=two\nCOPY b.txt /b\nWORKDIR /w\n");
     let first = world.build(&["-t", "cache:1"]);
     assert_eq!(built_steps(&first.stderr).len(), 3, "{}", first.stderr);
     let id = first.stdout.trim().to_string();

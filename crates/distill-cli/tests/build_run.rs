@@ -46,9 +46,13 @@ fn run_steps_see_env_args_user_workdir_and_mounts() {
         .iter()
         .filter_map(|h| h.created_by.clone())
         .collect();
-    assert!(history.contains(
-        &"RUN |1 V=one /bin/sh -c echo \"$V $E\" > /vars && id -u > /root-id # buildkit".to_string()
-    ), "{history:?}");
+    assert!(
+        history.contains(
+            &"RUN |1 V=one /bin/sh -c echo \"$V $E\" > /vars && id -u > /root-id # buildkit"
+                .to_string()
+        ),
+        "{history:?}"
+    );
 
     // The cache mount persists between builds (the step itself is rebuilt with --no-cache).
     let out = world.export_local(&["--no-cache", "--secret", &secret]);
@@ -71,10 +75,16 @@ fn a_changed_build_arg_misses_from_the_first_run_after_it() {
     assert_eq!(cached_steps(&same.stderr).len(), 5, "{}", same.stderr);
     let changed = world.build(&["--build-arg", "V=2"]);
     let cached = cached_steps(&changed.stderr);
-    assert!(cached.contains(&"[3/5] RUN echo first > /first".to_string()), "{cached:?}");
+    assert!(
+        cached.contains(&"[3/5] RUN echo first > /first".to_string()),
+        "{cached:?}"
+    );
     assert_eq!(
         built_steps(&changed.stderr),
-        ["[4/5] RUN echo second > /second", "[5/5] RUN echo \"$V\" > /v"],
+        [
+            "[4/5] RUN echo second > /second",
+            "[5/5] RUN echo \"$V\" > /v"
+        ],
         "{}",
         changed.stderr
     );
@@ -113,7 +123,11 @@ fn independent_stages_run_in_parallel() {
     let started = Instant::now();
     let out = world.export_local(&[]);
     // One after the other they would take at least 4 s.
-    assert!(started.elapsed() < Duration::from_millis(3700), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(3700),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(read(&out.join("a")), "a\n");
     assert_eq!(read(&out.join("b")), "b\n");
 }

@@ -195,13 +195,12 @@ pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
                         continue;
                     }
                 }
-                b'\\' if p + 1 < pattern.len() => {
-                    if pattern[p + 1] == name[n] {
-                        p += 2;
-                        n += 1;
-                        continue;
-                    }
+                b'\\' if p + 1 < pattern.len() && pattern[p + 1] == name[n] => {
+                    p += 2;
+                    n += 1;
+                    continue;
                 }
+                b'\\' if p + 1 < pattern.len() => {}
                 c if c == name[n] => {
                     p += 1;
                     n += 1;

@@ -180,7 +180,9 @@ pub fn import_busybox(world: &World) {
         .find(|p| Path::new(p).exists())
         .unwrap();
     fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "echo", "cat", "ls", "id", "touch", "sleep", "env", "mkdir", "pwd", "true"] {
+    for applet in [
+        "sh", "echo", "cat", "ls", "id", "touch", "sleep", "env", "mkdir", "pwd", "true",
+    ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
     fs::write(
