@@ -333,6 +333,16 @@ fn extended_attributes_are_read_without_following_symlinks() {
     }
     rustix::fs::setxattr(&file, "user.a", b"one", rustix::fs::XattrFlags::empty())
         .expect("setxattr");
+    // Larger than the walker's first buffers, for both the names and the value.
+    let long_name = format!("user.{}", "n".repeat(250));
+    let long_value = vec![b'v'; 3000];
+    rustix::fs::setxattr(
+        &file,
+        long_name.as_str(),
+        &long_value,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect("setxattr");
     symlink("file", dir.path().join("link")).expect("symlink");
     let entries = walk(dir.path(), &Matcher::default()).expect("walk");
     let xattrs = |name: &str| {
@@ -356,7 +366,8 @@ fn extended_attributes_are_read_without_following_symlinks() {
         xattrs("file"),
         [
             ("user.a".to_string(), b"one".to_vec()),
-            ("user.b".to_string(), b"2".to_vec())
+            ("user.b".to_string(), b"2".to_vec()),
+            (long_name.clone(), long_value.clone()),
         ]
     );
     assert_eq!(xattrs("link"), []);
