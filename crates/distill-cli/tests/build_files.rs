@@ -340,3 +340,70 @@ fn a_missing_base_image_says_to_import_it() {
     assert!(failed.stderr.contains("hint:"), "{}", failed.stderr);
     assert!(failed.stderr.contains("Dockerfile:1"), "{}", failed.stderr);
 }
+
+/// Serves `body` to every connection on 127.0.0.1, for as long as the test runs.
+fn serve(body: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { continue };
+            let mut request = [0u8; 2048];
+            let _ = socket.read(&mut request);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn add_downloads_with_a_checksum() {
+    let world = World::new();
+    let port = serve("hello");
+    let sum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    world.dockerfile(&format!(
+        "FROM scratch\nADD --checksum={sum} http://127.0.0.1:{port}/files/greeting.txt /dl/\n"
+    ));
+    let out = world.export_local(&["-t", "dl:1"]);
+    let path = out.join("dl/greeting.txt");
+    assert_eq!(read(&path), "hello");
+    let meta = fs::symlink_metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+    assert_eq!(meta.mtime(), 784111777);
+    let history = world.config("dl:1").history;
+    assert_eq!(
+        history[0].created_by.as_deref(),
+        Some(format!("ADD http://127.0.0.1:{port}/files/greeting.txt /dl/ # buildkit").as_str())
+    );
+    // With the checksum known, a rebuild is a cache hit without any download.
+    world.dockerfile(&format!(
+        "FROM scratch\nADD --checksum={sum} http://127.0.0.1:1/files/greeting.txt /dl/\n"
+    ));
+    let wrong_port = world.build_fails(&[]);
+    assert!(
+        wrong_port.stderr.contains("connecting"),
+        "{}",
+        wrong_port.stderr
+    );
+    world.dockerfile(&format!(
+        "FROM scratch\nADD --checksum={sum} http://127.0.0.1:{port}/files/greeting.txt /dl/\n"
+    ));
+    let again = world.build(&[]);
+    assert_eq!(cached_steps(&again.stderr).len(), 1, "{}", again.stderr);
+
+    let bad = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    world.dockerfile(&format!(
+        "FROM scratch\nADD --checksum={bad} http://127.0.0.1:{port}/x /x\n"
+    ));
+    let failed = world.build_fails(&[]);
+    assert!(
+        failed.stderr.contains("digest mismatch"),
+        "{}",
+        failed.stderr
+    );
+}

@@ -51,12 +51,23 @@ pub struct CopyPlan {
     pub entries: BTreeMap<Vec<Vec<u8>>, Planned>,
 }
 
+/// A file whose content is at hand: a heredoc source (mode 0644) or an `ADD` download
+/// (mode 0600, its `Last-Modified` time), as BuildKit writes them.
+#[derive(Clone, Debug)]
+pub struct InlineFile {
+    pub name: String,
+    pub content: Vec<u8>,
+    pub mode: u32,
+    /// Modification time; the build's time when `None`.
+    pub mtime: Option<i64>,
+}
+
 /// What to copy from where.
 pub struct CopyRequest<'a> {
     /// Source paths as written (expanded), relative to the source root.
     pub sources: &'a [String],
-    /// Inline files: name and content.
-    pub inline: &'a [(String, Vec<u8>)],
+    /// Files at hand (heredocs, downloads).
+    pub inline: &'a [InlineFile],
     /// The destination as written (expanded).
     pub dest: &'a str,
     /// The stage's working directory.
@@ -574,22 +585,23 @@ impl CopyRequest<'_> {
                 self.add_leaf(&mut plan, &found, kind, &target)?;
             }
         }
-        for (name, content) in self.inline {
+        for file in self.inline {
             let mut target = dest.clone();
             if dest_is_dir {
-                target.push(OsString::from(name));
+                target.push(OsString::from(&file.name));
             }
+            let content = &file.content;
             let mut header = EntryHeader::new(path_bytes(&target), EntryKind::File);
             header.mode = match self.chmod {
                 Some(Chmod::Octal(mode)) => *mode,
-                Some(Chmod::Symbolic(spec)) => apply_symbolic(0o644, spec, false),
-                None => 0o644,
+                Some(Chmod::Symbolic(spec)) => apply_symbolic(file.mode, spec, false),
+                None => file.mode,
             };
             if let Some(ids) = self.chown {
                 header.uid = u64::from(ids.uid);
                 header.gid = u64::from(ids.gid);
             }
-            header.mtime = self.epoch.unwrap_or(self.now);
+            header.mtime = self.epoch.unwrap_or(file.mtime.unwrap_or(self.now));
             header.size = content.len() as u64;
             plan.insert(&target, header, Data::Bytes(content.clone()));
         }

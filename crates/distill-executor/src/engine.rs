@@ -37,7 +37,7 @@ use distill_store::Store;
 use serde::{Deserialize, Serialize};
 
 use crate::context::ContextHashes;
-use crate::copy::{clean_path, CopyRequest};
+use crate::copy::{clean_path, CopyRequest, InlineFile};
 use crate::error::{BuildError, OrBuild, Result};
 use crate::gofmt;
 use crate::rootview::RootView;
@@ -792,17 +792,6 @@ impl<'a> Engine<'a> {
                 "--exclude is not supported by distill yet",
             ));
         }
-        if checksum.is_some()
-            || files
-                .sources
-                .iter()
-                .any(|s| s.value.starts_with("http://") || s.value.starts_with("https://"))
-        {
-            return Err(
-                BuildError::message("ADD from a URL is not supported by distill yet")
-                    .with_hint("download the file in a RUN step, or add it to the build context"),
-            );
-        }
         // Where the files come from.
         let source_view;
         let (view, ignore, from_context, source_key): (
@@ -859,17 +848,82 @@ impl<'a> Engine<'a> {
             Some(word) => Some(parse_chmod(self.source(), word)?),
             None => None,
         };
-        let sources: Vec<String> = files.sources.iter().map(|w| w.value.clone()).collect();
-        let inline: Vec<(String, Vec<u8>)> = files
+        let is_url = |s: &str| s.starts_with("http://") || s.starts_with("https://");
+        let sources: Vec<String> = files
+            .sources
+            .iter()
+            .map(|w| w.value.clone())
+            .filter(|s| !(is_add && is_url(s)))
+            .collect();
+        let urls: Vec<String> = files
+            .sources
+            .iter()
+            .map(|w| w.value.clone())
+            .filter(|s| is_add && is_url(s))
+            .collect();
+        if let Some(word) = checksum {
+            if urls.len() != 1 || files.sources.len() != 1 {
+                return Err(BuildError::at(
+                    self.source(),
+                    word.pos,
+                    "checksum requires a single HTTP(S) source",
+                ));
+            }
+        }
+        let mut inline: Vec<InlineFile> = files
             .heredocs
             .iter()
-            .map(|h| {
-                (
-                    h.name.clone(),
-                    distill_frontend::value_bytes(&h.content).into_owned(),
-                )
+            .map(|h| InlineFile {
+                name: h.name.clone(),
+                content: distill_frontend::value_bytes(&h.content).into_owned(),
+                mode: 0o644,
+                mtime: None,
             })
             .collect();
+        // With --checksum the content is known before downloading: a hit needs no network.
+        let checksum_key = checksum.map(|word| {
+            KeyBuilder::new("add-url")
+                .parent(&state.key)
+                .text("checksum", &word.value)
+                .list("urls", &urls)
+                .text("dest", &files.dest.value)
+                .text("workdir", &workdir)
+                .text("chown", &chown.map(|w| w.value.clone()).unwrap_or_default())
+                .text("chmod", &chmod.map(|w| w.value.clone()).unwrap_or_default())
+                .text(
+                    "epoch",
+                    &self
+                        .options
+                        .source_date_epoch
+                        .map(|e| e.to_string())
+                        .unwrap_or_default(),
+                )
+                .finish()
+        });
+        if let Some(key) = &checksum_key {
+            if self.cached(key, state, label) {
+                return Ok(add_created_by(
+                    is_add,
+                    chown,
+                    chmod,
+                    &files.sources,
+                    &files.heredocs,
+                    &files.dest.value,
+                ));
+            }
+        }
+        for url in &urls {
+            let fetched = crate::fetch::fetch(url).map_err(BuildError::message)?;
+            if let Some(word) = checksum {
+                crate::fetch::verify(&fetched.content, &word.value).map_err(BuildError::message)?;
+            }
+            inline.push(InlineFile {
+                name: fetched.name,
+                content: fetched.content,
+                mode: 0o600,
+                mtime: fetched.modified,
+            });
+        }
         let request = CopyRequest {
             sources: &sources,
             inline: &inline,
@@ -888,23 +942,14 @@ impl<'a> Engine<'a> {
         let plan = request
             .plan()
             .map_err(|why| BuildError::message(format!("failed to compute cache key: {why}")))?;
-        // BuildKit's history line: flags that change the result, sources, heredocs, dest.
-        let mut created_by = String::from(if is_add { "ADD" } else { "COPY" });
-        if let Some(word) = chown {
-            created_by.push_str(&format!(" --chown={}", word.value));
-        }
-        if let Some(word) = chmod {
-            created_by.push_str(&format!(" --chmod={}", word.value));
-        }
-        for source in &sources {
-            created_by.push(' ');
-            created_by.push_str(source);
-        }
-        for heredoc in &files.heredocs {
-            created_by.push_str(&format!(" <<{}", heredoc.name));
-        }
-        created_by.push(' ');
-        created_by.push_str(&files.dest.value);
+        let created_by = add_created_by(
+            is_add,
+            chown,
+            chmod,
+            &files.sources,
+            &files.heredocs,
+            &files.dest.value,
+        );
 
         let mut key = KeyBuilder::new(if is_add { "add" } else { "copy" });
         key.parent(&state.key)
@@ -924,7 +969,7 @@ impl<'a> Engine<'a> {
                 .or_build(|| "hashing the copied files")?
         };
         key.field("content", &content);
-        let key = key.finish();
+        let key = checksum_key.unwrap_or_else(|| key.finish());
         if self.cached(&key, state, label) {
             return Ok(created_by);
         }
@@ -1402,6 +1447,35 @@ impl OutputSink for ProgressSink<'_> {
         self.vertex.log(log_stream, data);
         self.tail.output(stream, data);
     }
+}
+
+/// BuildKit's history line of a COPY or ADD (before ` # buildkit`): the flags that change
+/// the result, the sources, the heredocs, the destination, as written.
+fn add_created_by(
+    is_add: bool,
+    chown: Option<&distill_frontend::Word>,
+    chmod: Option<&distill_frontend::Word>,
+    sources: &[distill_frontend::Word],
+    heredocs: &[distill_frontend::Heredoc],
+    dest: &str,
+) -> String {
+    let mut created_by = String::from(if is_add { "ADD" } else { "COPY" });
+    if let Some(word) = chown {
+        created_by.push_str(&format!(" --chown={}", word.value));
+    }
+    if let Some(word) = chmod {
+        created_by.push_str(&format!(" --chmod={}", word.value));
+    }
+    for source in sources {
+        created_by.push(' ');
+        created_by.push_str(&source.value);
+    }
+    for heredoc in heredocs {
+        created_by.push_str(&format!(" <<{}", heredoc.name));
+    }
+    created_by.push(' ');
+    created_by.push_str(dest);
+    created_by
 }
 
 /// `[stage 2/4]` labels.

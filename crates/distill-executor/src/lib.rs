@@ -18,6 +18,7 @@ pub mod copy;
 pub mod engine;
 pub mod error;
 pub mod export;
+pub mod fetch;
 mod gofmt;
 pub mod rootview;
 pub mod users;
