@@ -452,8 +452,14 @@ fn plan_oci_tree<'a>(
     match manifest {
         Manifest::Image(manifest) => plan_oci_image(archive, plan, &manifest),
         Manifest::Index(index) => {
+            // An index may list platforms whose manifests were not exported (Docker 25+
+            // saves only the platforms it has): those are skipped, as the store allows. Every
+            // manifest that is present is checked.
             let mut ids = Vec::new();
             for child in &index.manifests {
+                if !archive.contains(&blob_path(&child.digest)) {
+                    continue;
+                }
                 ids.push((
                     child.clone(),
                     plan_oci_tree(archive, plan, child, depth + 1)?,
@@ -465,10 +471,12 @@ fn plan_oci_tree<'a>(
                 .or(ids.first());
             chosen.map(|(_, id)| id.clone()).ok_or_else(|| {
                 ArchiveError::invalid(format!(
-                    "{}: index {} lists no images",
+                    "{}: none of the {} manifests of index {} is in the archive",
                     archive.what(),
+                    index.manifests.len(),
                     descriptor.digest
                 ))
+                .with_hint("the archive is truncated or was not written completely")
             })
         }
     }

@@ -80,28 +80,60 @@ pub fn load_into<R: Read>(store: &Store, input: R, what: &str) -> Result<Vec<Loa
     Ok(plan.images)
 }
 
-/// Resolves what the user named (`name[:tag]`, `name@digest`, an image ID) to images to save:
-/// a name with a tag is written as that tag, an ID or digest as an unnamed image, as
-/// `docker save` does.
+/// Resolves what the user named to images to save, as `docker save` does: `name:tag` is saved
+/// under that tag, a bare `name` under every tag the repository has (`name:latest` if it has
+/// none), an image ID or digest as an unnamed image.
 pub fn resolve_for_save(store: &Store, texts: &[String]) -> Result<Vec<SaveImage>> {
-    texts
-        .iter()
-        .map(|text| {
-            let record = store
-                .find(text)
-                .map_err(|err| store_error(format!("cannot save {text}"), err))?;
-            let names = match Reference::parse_normalized(text) {
-                Ok(reference) if reference.digest().is_none() && !looks_like_id(text) => {
-                    vec![reference]
+    let mut images = Vec::new();
+    for text in texts {
+        if !looks_like_id(text) {
+            if let Ok(repository) = Reference::parse_normalized_name(text) {
+                if repository.tag().is_none() && repository.digest().is_none() {
+                    let tagged = every_tag_of(store, &repository)?;
+                    if !tagged.is_empty() {
+                        images.extend(tagged);
+                        continue;
+                    }
                 }
-                _ => Vec::new(),
-            };
-            Ok(SaveImage {
+            }
+        }
+        let record = store
+            .find(text)
+            .map_err(|err| store_error(format!("cannot save {text}"), err))?;
+        let names = match Reference::parse_normalized(text) {
+            Ok(reference) if reference.digest().is_none() && !looks_like_id(text) => {
+                vec![reference]
+            }
+            _ => Vec::new(),
+        };
+        images.push(SaveImage {
+            target: record.target,
+            names,
+        });
+    }
+    Ok(images)
+}
+
+/// The images with a tag in `repository`, each with those tags.
+fn every_tag_of(store: &Store, repository: &Reference) -> Result<Vec<SaveImage>> {
+    let records = store
+        .images()
+        .map_err(|err| store_error("reading the image list", err))?;
+    Ok(records
+        .into_iter()
+        .filter_map(|record| {
+            let names: Vec<Reference> = record
+                .names
+                .iter()
+                .filter(|name| &name.repository() == repository)
+                .cloned()
+                .collect();
+            (!names.is_empty()).then(|| SaveImage {
                 target: record.target,
                 names,
             })
         })
-        .collect()
+        .collect())
 }
 
 /// A full or short hex image ID, with or without `sha256:` (as the store's `find` treats it).

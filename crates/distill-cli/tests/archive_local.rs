@@ -489,3 +489,29 @@ fn bad_archives_are_refused_and_leave_the_store_unchanged() {
         "neither manifest.json nor index.json",
     );
 }
+
+#[test]
+fn save_of_a_bare_name_saves_every_tag_of_the_repository() {
+    let source = Distill::new();
+    store_with_image(&source);
+    let rootfs = source.path("rootfs.tar");
+    let rootfs = rootfs.to_str().unwrap();
+    source.ok(&["import", rootfs, "test/small:2"]);
+    source.ok(&["import", rootfs, "test/small:3", "--change", "USER nobody"]);
+    source.ok(&["import", rootfs, "test/other:1"]);
+    let archive = source.path("all.tar");
+    source.ok(&["save", "-o", archive.to_str().unwrap(), "test/small"]);
+
+    let target = Distill::new();
+    let printed = target.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let mut lines: Vec<&str> = printed.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "Loaded image: test/small:1",
+            "Loaded image: test/small:2",
+            "Loaded image: test/small:3"
+        ]
+    );
+}
