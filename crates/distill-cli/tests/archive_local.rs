@@ -515,3 +515,66 @@ fn save_of_a_bare_name_saves_every_tag_of_the_repository() {
         ]
     );
 }
+
+/// A multi-platform index of which the archive carries one platform (as Docker 25+ saves an
+/// image pulled for one platform): it loads, and the missing platform is not required.
+#[test]
+fn load_accepts_an_index_with_platforms_the_archive_does_not_carry() {
+    let distill = Distill::new();
+    store_with_image(&distill);
+    let dir = unpacked_archive(&distill, "oci");
+    let index = read_json(&dir.join("index.json"));
+    let mut present = index["manifests"][0].clone();
+    present.as_object_mut().unwrap().remove("annotations");
+    present["platform"] = serde_json::json!({"architecture": "amd64", "os": "linux"});
+    let absent = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": Digest::sha256_of(b"a manifest that is not here").to_string(),
+        "size": 27,
+        "platform": {"architecture": "arm64", "os": "linux"}
+    });
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [absent, present]
+    }))
+    .unwrap();
+    let nested_digest = Digest::sha256_of(&nested);
+    write(&dir.join("blobs/sha256").join(nested_digest.hex()), &nested);
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": nested_digest.to_string(),
+            "size": nested.len(),
+            "annotations": {"io.containerd.image.name": "docker.io/test/multi:1"}
+        }]
+    });
+    write(&dir.join("index.json"), &serde_json::to_vec(&top).unwrap());
+    let archive = distill.path("multi.tar");
+    tar_dir(&dir, &archive);
+
+    let target = Distill::new();
+    assert_eq!(
+        target.ok(&["load", "-i", archive.to_str().unwrap()]),
+        "Loaded image: test/multi:1\n"
+    );
+    let stored = read_json(&target.root.join("index.json"));
+    assert_eq!(stored["manifests"][0]["digest"], nested_digest.to_string());
+
+    // With no platform present at all, it is refused.
+    std::fs::remove_file(
+        dir.join("blobs/sha256").join(
+            index["manifests"][0]["digest"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("sha256:")
+                .unwrap(),
+        ),
+    )
+    .unwrap();
+    tar_dir(&dir, &archive);
+    let err = target.fails(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(err.contains("none of the 2 manifests"), "{err}");
+}
