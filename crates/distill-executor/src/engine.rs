@@ -1017,6 +1017,21 @@ impl<'a> Engine<'a> {
         let Command::Run(run) = &instruction.command else {
             return Err(BuildError::message("not a RUN"));
         };
+        if let Some((distill_plan::Security::Insecure, word)) = &run.security {
+            return Err(BuildError::at(
+                self.source(),
+                word.pos,
+                "RUN --security=insecure is not supported: distill always runs steps sandboxed",
+            )
+            .with_hint("remove the flag; steps that need host privileges cannot run in distill"));
+        }
+        if let Some(device) = run.devices.first() {
+            return Err(BuildError::at(
+                self.source(),
+                device.1.pos,
+                "RUN --device is not supported by distill yet",
+            ));
+        }
         let runtime = state.config.config.clone().unwrap_or_default();
         let args = run_args(&runtime, &run.command);
         let mut env = state.vars.to_env_list();
@@ -1062,7 +1077,6 @@ impl<'a> Engine<'a> {
         history_parts.extend(args.iter().cloned());
         let created_by = format!("RUN {}", history_parts.join(" "));
 
-        let view = self.view(&state.layers)?;
         let mut key = KeyBuilder::new("exec");
         key.parent(&state.key)
             .list("args", &args)
@@ -1264,6 +1278,13 @@ impl<'a> Engine<'a> {
             return Ok(created_by);
         }
         let vertex = self.options.progress.start(label);
+        let view = match self.view(&state.layers) {
+            Ok(view) => view,
+            Err(error) => {
+                vertex.failed(error.to_string());
+                return Err(error);
+            }
+        };
         let result = self.execute(
             &view,
             state,
