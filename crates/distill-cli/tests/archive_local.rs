@@ -33,7 +33,7 @@ fn import_keeps_the_tarball_as_the_layer_like_docker() {
     // The diff ID is the digest of the tarball given, byte for byte, as with `docker import`.
     assert_eq!(
         distill.diff_ids("docker.io/test/small:1"),
-        [diff_id.clone()]
+        std::slice::from_ref(&diff_id)
     );
 
     // Compressed input gives the same layer.
@@ -209,10 +209,13 @@ fn save_and_load_round_trip_in_both_formats() {
             printed, "Loaded image: test/small:1\nLoaded image: example.com:5000/team/other:2\n",
             "{format}"
         );
-        assert_eq!(target.diff_ids("docker.io/test/small:1"), [diff_id.clone()]);
+        assert_eq!(
+            target.diff_ids("docker.io/test/small:1"),
+            std::slice::from_ref(&diff_id)
+        );
         assert_eq!(
             target.diff_ids("example.com:5000/team/other:2"),
-            [diff_id.clone()]
+            std::slice::from_ref(&diff_id)
         );
         // Loading again changes nothing but is fine, as with docker.
         let before = target.fingerprint();
