@@ -165,3 +165,23 @@ fn sigterm_cancels_cleanly() {
     let leftovers = fs::read_dir(world.root().join("ingest")).unwrap().count();
     assert_eq!(leftovers, 0);
 }
+
+#[test]
+fn run_heredocs_scripts_and_shell() {
+    if !e2e("run_heredocs_scripts_and_shell") {
+        return;
+    }
+    let world = World::new();
+    import_busybox(&world);
+    world.dockerfile(
+        "FROM busybox:test\n\
+         RUN <<EOF\n#!/bin/sh\necho script $0 > /script-out\nEOF\n\
+         RUN <<EOF\necho plain > /plain\nEOF\n\
+         RUN cat <<EOF > /catted\nline\nEOF\n",
+    );
+    let out = world.export_local(&[]);
+    assert_eq!(read(&out.join("script-out")), "script /dev/pipes/EOF\n");
+    assert_eq!(read(&out.join("plain")), "plain\n");
+    assert_eq!(read(&out.join("catted")), "line\n");
+    assert!(!out.join("dev/pipes").exists());
+}

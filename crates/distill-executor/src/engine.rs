@@ -1094,6 +1094,19 @@ impl<'a> Engine<'a> {
         let mut secret_env = Vec::new();
         let scratch_dir = self.store().root().join("ingest").join(unique("run"));
         let cleanup = DirGuard(scratch_dir.clone());
+        // A lone heredoc starting with `#!` is a script: BuildKit mounts it at
+        // /dev/pipes/NAME (mode 0755) and runs that path through the shell.
+        if let Some(script) = shebang_script(&run.command) {
+            let (name, content) = script;
+            fs::create_dir_all(&scratch_dir).or_build(|| "preparing the RUN step")?;
+            let file = scratch_dir.join(unique("script"));
+            fs::write(&file, content.as_bytes()).or_build(|| "preparing the RUN step")?;
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o755))
+                .or_build(|| "preparing the RUN step")?;
+            key.text("script", &content);
+            mounts.push(Mount::bind(file, format!("/dev/pipes/{name}"), true));
+        }
         for mount in &run.mounts {
             let Some(spec) = &mount.mount else { continue };
             let target = spec.target.clone().map(|t| {
@@ -1552,7 +1565,9 @@ fn run_args(runtime: &RuntimeConfig, line: &CommandLine) -> Vec<String> {
         return with_shell(runtime, line);
     }
     let command = line.args.first().map(|w| w.value.as_str()).unwrap_or("");
-    let text = if line.heredocs.len() == 1 && is_only_heredoc(command) {
+    let text = if let Some((name, _)) = shebang_script(line) {
+        format!("/dev/pipes/{name}")
+    } else if line.heredocs.len() == 1 && is_only_heredoc(command) {
         line.heredocs[0].content.clone()
     } else {
         let mut text = command.to_string();
@@ -1570,6 +1585,19 @@ fn run_args(runtime: &RuntimeConfig, line: &CommandLine) -> Vec<String> {
         .unwrap_or_else(|| vec!["/bin/sh".to_string(), "-c".to_string()]);
     args.push(text);
     args
+}
+
+/// The name and content of a RUN that is one heredoc starting with `#!`.
+fn shebang_script(line: &CommandLine) -> Option<(String, String)> {
+    let command = line.args.first().map(|w| w.value.as_str()).unwrap_or("");
+    if line.exec_form || line.heredocs.len() != 1 || !is_only_heredoc(command) {
+        return None;
+    }
+    let heredoc = &line.heredocs[0];
+    heredoc
+        .content
+        .starts_with("#!")
+        .then(|| (heredoc.name.clone(), heredoc.content.clone()))
 }
 
 /// `<<EOF`, `<<-EOF`, `<<"EOF"`: a command that is nothing but one heredoc marker.
