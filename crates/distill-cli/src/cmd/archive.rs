@@ -119,6 +119,10 @@ pub fn save(args: SaveArgs, global: &Global) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("creating a file in {}", dir.display()))?;
             let out = io::BufWriter::with_capacity(256 * 1024, temp.as_file_mut());
             distill_archive::save_from(&store, &args.images, format, out).map_err(user_error)?;
+            // A temporary file is private (0600); the archive gets the usual 0644.
+            temp.as_file()
+                .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .with_context(|| format!("writing {}", path.display()))?;
             temp.as_file()
                 .sync_all()
                 .with_context(|| format!("writing {}", path.display()))?;
