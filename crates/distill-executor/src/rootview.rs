@@ -272,4 +272,53 @@ mod tests {
         let link = view.resolve(Path::new("/link"), false).unwrap().unwrap();
         assert!(link.meta.file_type().is_symlink());
     }
+
+    /// Whiteouts (0/0 character devices) and opaque directories need root to create.
+    #[test]
+    fn whiteouts_and_opaque_directories_hide_lower_layers() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: creating whiteouts needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (lower, upper) = (dir.path().join("l"), dir.path().join("u"));
+        fs::create_dir_all(lower.join("opaque")).unwrap();
+        fs::write(lower.join("opaque/old"), "old").unwrap();
+        fs::write(lower.join("deleted"), "x").unwrap();
+        fs::create_dir_all(upper.join("opaque")).unwrap();
+        fs::write(upper.join("opaque/new"), "new").unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            upper.join("deleted"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0),
+            0,
+        )
+        .unwrap();
+        rustix::fs::setxattr(
+            upper.join("opaque"),
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        let view = RootView::new(vec![lower, upper]);
+        assert!(view.resolve(Path::new("/deleted"), true).unwrap().is_none());
+        let opaque = view.resolve(Path::new("/opaque"), true).unwrap().unwrap();
+        let names: Vec<String> = view
+            .list(&opaque)
+            .unwrap()
+            .iter()
+            .map(|f| f.display())
+            .collect();
+        assert_eq!(names, ["/opaque/new"]);
+        let root = view.resolve(Path::new("/"), true).unwrap().unwrap();
+        let names: Vec<String> = view
+            .list(&root)
+            .unwrap()
+            .iter()
+            .map(|f| f.display())
+            .collect();
+        assert_eq!(names, ["/opaque"]);
+    }
 }
