@@ -24,6 +24,9 @@ use crate::error::{ArchiveError, Result};
 
 /// How many symlinks/hard links one lookup may follow before we call it a loop.
 const MAX_LINK_HOPS: usize = 16;
+/// How many entries an archive may have. A real one has a few per layer (Docker's old layout
+/// four), so this is generous; it bounds the staging index a hostile archive could inflate.
+const MAX_ENTRIES: usize = 100_000;
 
 /// A regular file of the archive, staged on disk.
 #[derive(Debug)]
@@ -80,6 +83,11 @@ impl StagedArchive {
         let mut archive = tar::Archive::new(tar);
         for (index, entry) in archive.entries().map_err(read_error)?.enumerate() {
             let mut entry = entry.map_err(read_error)?;
+            if index >= MAX_ENTRIES {
+                return Err(ArchiveError::invalid(format!(
+                    "{what}: more than {MAX_ENTRIES} entries: not an image archive"
+                )));
+            }
             let raw_name = entry.path_bytes().into_owned();
             let kind = entry.header().entry_type();
             // `./`, the archive's root, is a directory entry some tars write first.
