@@ -29,7 +29,7 @@ impl Source {
     pub fn from_bytes(name: impl Into<String>, bytes: Vec<u8>) -> Source {
         Source {
             name: name.into(),
-            text: crate::rawbytes::decode(bytes),
+            text: distill_golang::rawbytes::decode(bytes),
         }
     }
 

@@ -4,7 +4,8 @@
 //! are not part of the dump, as in BuildKit. This is a debugging and comparison format: it
 //! must stay byte-for-byte identical to BuildKit's, never "improved".
 
-use crate::golang;
+use distill_golang::strconv;
+
 use crate::syntax::{Dockerfile, Node};
 
 /// One line per top-level instruction, each ending with `\n`.
@@ -29,7 +30,7 @@ fn push_node(out: &mut String, node: &Node) {
             if i > 0 {
                 text.push(' ');
             }
-            golang::quote_into(&mut text, &flag.value);
+            strconv::quote_into(&mut text, &flag.value);
         }
         text.push(']');
     }
@@ -40,7 +41,7 @@ fn push_node(out: &mut String, node: &Node) {
     }
     for arg in &node.args {
         text.push(' ');
-        golang::quote_into(&mut text, &arg.value);
+        strconv::quote_into(&mut text, &arg.value);
     }
     out.push_str(text.trim());
 }

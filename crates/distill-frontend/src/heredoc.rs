@@ -14,8 +14,7 @@
 //! that lexer's quirks which change where words split, such as `${x:-...}` discarding the
 //! start of the word it appears in. It never expands anything.
 
-use crate::golang;
-use crate::rawbytes;
+use distill_golang::{rawbytes, strconv, unicode};
 
 /// A here-document opener found on an instruction line.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,7 +57,7 @@ fn opener_from_word(word: &str, offset: usize) -> Result<Option<Opener>, String>
         // Go's ParseUint saturates on overflow and the error is ignored.
         word[..digits].parse::<u32>().unwrap_or(u32::MAX)
     });
-    let failed = |err: String| format!("failed to process {}: {err}", golang::quote(rest));
+    let failed = |err: String| format!("failed to process {}: {err}", strconv::quote(rest));
     let words = Lexer::new(rest, false, false).words().map_err(failed)?;
     if words.len() != 1 {
         return Ok(None);
@@ -155,7 +154,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn add_char(&mut self, words: &mut Words, ch: char, offset: usize) {
-        if golang::is_space(ch) {
+        if unicode::is_space(ch) {
             if words.in_word && !self.buffer.is_empty() {
                 words
                     .words
@@ -390,8 +389,8 @@ impl<'a> Lexer<'a> {
     fn process_name(&mut self) -> String {
         let mut name = String::new();
         while let Some(ch) = self.peek() {
-            if name.is_empty() && golang::is_digit(ch) {
-                while let Some(digit) = self.peek().filter(|&c| golang::is_digit(c)) {
+            if name.is_empty() && unicode::is_digit(ch) {
+                while let Some(digit) = self.peek().filter(|&c| unicode::is_digit(c)) {
                     self.advance();
                     name.push(digit);
                 }
@@ -401,7 +400,7 @@ impl<'a> Lexer<'a> {
                 self.advance();
                 return ch.to_string();
             }
-            if !golang::is_letter(ch) && !golang::is_digit(ch) && ch != '_' {
+            if !unicode::is_letter(ch) && !unicode::is_digit(ch) && ch != '_' {
                 break;
             }
             self.advance();

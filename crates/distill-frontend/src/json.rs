@@ -7,7 +7,7 @@
 //! A number beyond float64's range (`1e999`) makes Go's decoder fail, hence "not JSON" too.
 //! The reader is iterative, so deep nesting cannot overflow the stack.
 
-use crate::rawbytes;
+use distill_golang::rawbytes;
 
 /// What the text at the start of an exec-form argument turned out to be.
 #[derive(Debug, PartialEq, Eq)]

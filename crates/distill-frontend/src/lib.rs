@@ -14,26 +14,24 @@
 //!
 //! Inside: `lines` (physical lines, joined-line positions) → `directives` → `split` (keyword,
 //! flags, per-instruction argument splitting, with `json` for the exec form) → `heredoc`
-//! (here-document openers) → `parser` (the loop tying them together) → `dump`; `golang` holds
-//! the Go standard-library behaviour that shows in the output (quoting, Unicode classes,
-//! lowercasing) and `rawbytes` the carrying of non-UTF-8 bytes.
+//! (here-document openers) → `parser` (the loop tying them together) → `dump`. The Go
+//! standard-library behaviour that shows in the output (quoting, Unicode classes, lowercasing)
+//! and the carrying of non-UTF-8 bytes come from `distill-golang`.
 
 mod diagnostic;
 mod directives;
 mod dump;
-mod golang;
 mod heredoc;
 mod json;
 mod lines;
 mod parser;
-mod rawbytes;
 mod split;
 pub mod syntax;
 #[cfg(test)]
 mod tests;
 
 pub use diagnostic::{Diagnostic, Source};
-pub use rawbytes::value_bytes;
+pub use distill_golang::rawbytes::value_bytes;
 pub use syntax::{Directives, Dockerfile, Heredoc, Node, Pos, Word};
 
 /// Parses a Dockerfile as BuildKit's parser does.

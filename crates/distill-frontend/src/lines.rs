@@ -7,7 +7,8 @@
 
 use std::cell::Cell;
 
-use crate::rawbytes;
+use distill_golang::rawbytes;
+
 use crate::syntax::Pos;
 
 /// Go's `bufio.MaxScanTokenSize`: a line with its `\n` must fit in this many bytes.

@@ -19,10 +19,10 @@
 
 use std::borrow::Cow;
 
-use crate::golang;
+use distill_golang::{rawbytes, strconv, strings, unicode};
+
 use crate::json::{self, JsonArray};
 use crate::lines::offset_in;
-use crate::rawbytes;
 
 /// A piece of the line: its text and the byte offset where it starts in the logical line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub(crate) fn split_line(line: &str, base: usize, escape: char) -> Result<Split,
         args_base = after_base + rest_start + offset_in(&rest, args_text);
     }
     let mut split = Split {
-        keyword: golang::to_lower(keyword),
+        keyword: strings::to_lower(keyword),
         keyword_offset: trimmed_base,
         flags,
         args: Vec::new(),
@@ -169,7 +169,7 @@ fn extract_flags(line: &str, escape: char) -> (usize, Vec<(String, usize)>) {
             if at_end {
                 break;
             }
-            if golang::is_space_byte(ch) {
+            if unicode::is_space_byte(ch) {
                 pos += 1;
                 continue;
             }
@@ -187,7 +187,7 @@ fn extract_flags(line: &str, escape: char) -> (usize, Vec<(String, usize)>) {
         }
         match phase {
             Phase::Word => {
-                if golang::is_space_byte(ch) {
+                if unicode::is_space_byte(ch) {
                     phase = Phase::Spaces;
                     if word == "--" {
                         return (units.offset(pos), flags);
@@ -262,7 +262,7 @@ fn split_words(text: Text<'_>, escape: char) -> Vec<Piece> {
     let mut chars = s.char_indices().peekable();
     while let Some((pos, ch)) = chars.next() {
         if phase == Phase::Spaces {
-            if golang::is_space(ch) {
+            if unicode::is_space(ch) {
                 continue;
             }
             phase = Phase::Word;
@@ -272,7 +272,7 @@ fn split_words(text: Text<'_>, escape: char) -> Vec<Piece> {
             |chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>| chars.peek().is_none();
         match phase {
             Phase::Word => {
-                if golang::is_space(ch) {
+                if unicode::is_space(ch) {
                     phase = Phase::Spaces;
                     if blank_ok || !word.is_empty() {
                         words.push(Piece {
@@ -359,7 +359,7 @@ fn name_val(text: Text<'_>, keyword: &str, escape: char) -> Result<Vec<Piece>, S
             return Err(SplitError {
                 message: format!(
                     "Syntax error - can't find = in {}. Must be of the form: name=value",
-                    golang::quote(&word.value)
+                    strconv::quote(&word.value)
                 ),
                 expected: "expected every word to be NAME=VALUE once the first one is",
                 offset: word.offset,
@@ -456,13 +456,13 @@ fn health_config(text: Text<'_>) -> Result<(Vec<Piece>, bool), SplitError> {
     let bytes = units.bytes.as_ref();
     let sep_unit = bytes
         .iter()
-        .position(|&b| golang::is_space_byte(b))
+        .position(|&b| unicode::is_space_byte(b))
         .unwrap_or(bytes.len());
     if sep_unit == 0 {
         return Ok((Vec::new(), false));
     }
     let mut next_unit = sep_unit;
-    while next_unit < bytes.len() && golang::is_space_byte(bytes[next_unit]) {
+    while next_unit < bytes.len() && unicode::is_space_byte(bytes[next_unit]) {
         next_unit += 1;
     }
     // Either cut may fall inside a character, as in BuildKit.
