@@ -534,6 +534,18 @@ impl<'a> Engine<'a> {
                 history(state, format!("{created_by} # buildkit"), true);
             }
             Command::Run(_) => {
+                let host = distill_plan::Platform::host();
+                if stage.platform.os != host.os || stage.platform.architecture != host.architecture
+                {
+                    return Err(BuildError::message(format!(
+                        "RUN cannot run for platform {} on this {} machine",
+                        stage.platform, host
+                    ))
+                    .with_hint(
+                        "distill runs RUN steps natively: build for the host's platform, or use \
+                         FROM --platform=$BUILDPLATFORM for stages that only prepare files",
+                    ));
+                }
                 counter.index += 1;
                 let label = format!("{} {}", counter.label(), display(instruction));
                 let created_by = self.run_step(&expanded, state, &label, done)?;

@@ -101,7 +101,7 @@ struct Inner {
 impl Progress {
     /// Progress shown in `mode` on `out` (standard error, for the CLI).
     pub fn new(mode: Mode, out: Box<dyn Write + Send>) -> Progress {
-        Progress {
+        let progress = Progress {
             inner: Arc::new(Inner {
                 next_vertex: AtomicUsize::new(1),
                 printer: Mutex::new(Printer {
@@ -113,7 +113,22 @@ impl Progress {
                     live_line: false,
                 }),
             }),
+        };
+        if mode == Mode::Tty {
+            // Redraws the status line so running steps' times move; ends with the build.
+            let weak = Arc::downgrade(&progress.inner);
+            std::thread::spawn(move || loop {
+                std::thread::sleep(Duration::from_millis(200));
+                let Some(inner) = weak.upgrade() else { break };
+                let mut printer = match inner.printer.lock() {
+                    Ok(printer) => printer,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                let _ = printer.redraw_status();
+                let _ = printer.out.flush();
+            });
         }
+        progress
     }
 
     /// Progress that shows nothing (tests, library callers).
@@ -354,11 +369,24 @@ impl Printer {
             }
             Event::Note { message } => writeln!(self.out, "{message}")?,
         }
+        self.redraw_status()
+    }
+
+    /// The tty printer's status line: the build's time and the latest running step's.
+    fn redraw_status(&mut self) -> io::Result<()> {
+        if self.mode != Mode::Tty {
+            return Ok(());
+        }
+        if self.live_line {
+            write!(self.out, "\r\x1b[K")?;
+            self.live_line = false;
+        }
         if let Some(running) = self.vertices.last() {
             write!(
                 self.out,
-                "[+] Building {:.1}s: {} {:.1}s",
+                "[+] Building {:.1}s ({} running): {} {:.1}s",
                 self.started.elapsed().as_secs_f64(),
+                self.vertices.len(),
                 running.name,
                 running.started.elapsed().as_secs_f64()
             )?;
