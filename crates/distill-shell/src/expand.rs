@@ -11,7 +11,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::{golang, pattern, Env, Lexer};
+use distill_golang::unicode;
+
+use crate::{pattern, Env, Lexer};
 
 /// How deeply `${V<op>word}` may nest inside its own words; a few kilobytes of stack each.
 pub(crate) const MAX_NESTING: usize = 100;
@@ -366,8 +368,8 @@ impl<'a> Expander<'a> {
     fn name(&mut self) -> String {
         let mut name = String::new();
         while let Some(ch) = self.peek() {
-            if name.is_empty() && golang::is_digit(ch) {
-                while let Some(digit) = self.peek().filter(|&ch| golang::is_digit(ch)) {
+            if name.is_empty() && unicode::is_digit(ch) {
+                while let Some(digit) = self.peek().filter(|&ch| unicode::is_digit(ch)) {
                     self.next();
                     name.push(digit);
                 }
@@ -378,7 +380,7 @@ impl<'a> Expander<'a> {
                 name.push(ch);
                 return name;
             }
-            if !(golang::is_letter(ch) || golang::is_digit(ch) || ch == '_') {
+            if !(unicode::is_letter(ch) || unicode::is_digit(ch) || ch == '_') {
                 break;
             }
             self.next();
@@ -409,7 +411,7 @@ impl<'a> Expander<'a> {
         if !self.split {
             return;
         }
-        if !golang::is_space(ch) {
+        if !unicode::is_space(ch) {
             self.raw_char(words, ch);
         } else if words.in_word && !self.pending.is_empty() {
             words.done.push(std::mem::take(&mut self.pending));

@@ -19,11 +19,12 @@
 //! any input.
 
 mod expand;
-mod golang;
 mod pattern;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+
+use distill_golang::strconv;
 
 /// Where expansion looks variables up. `None` means unset, which differs from set to `""` for
 /// `${V-w}`, `${V+w}` and `${V?m}`. Names are compared as given: case matters (Linux).
@@ -74,7 +75,7 @@ impl fmt::Display for ExpandError {
         write!(
             f,
             "failed to process {}: {}",
-            golang::quote(&self.word),
+            strconv::quote(&self.word),
             self.reason
         )
     }

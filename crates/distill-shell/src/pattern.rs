@@ -10,7 +10,7 @@
 //! It never builds a regex and never recurses; one search takes time proportional to pattern ×
 //! text, as Go's does, whatever the pattern.
 
-use crate::golang;
+use distill_golang::unicode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Token {
@@ -326,7 +326,7 @@ fn template_reference(text: &str) -> Option<(&str, &str)> {
     };
     let name_len = body
         .char_indices()
-        .find(|&(_, ch)| !(golang::is_letter(ch) || golang::is_digit(ch) || ch == '_'))
+        .find(|&(_, ch)| !(unicode::is_letter(ch) || unicode::is_digit(ch) || ch == '_'))
         .map_or(body.len(), |(index, _)| index);
     if name_len == 0 {
         return None;
