@@ -13,7 +13,8 @@ use std::io::{self, Read, Write};
 
 use distill_image::media_type;
 use distill_image::{
-    Descriptor, Digest, ImageIndex, ImageManifest, Manifest, Platform, Reference, Sha256Hasher,
+    Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, Manifest, Platform, Reference,
+    Sha256Hasher,
 };
 
 use crate::docker::{self, ManifestItem};
@@ -75,7 +76,12 @@ pub fn save<W: Write>(
                 index_entries.extend(named_descriptors(&image.target, &image.names));
             }
             Format::Docker => {
-                let (descriptor, manifest) = single_platform(source, &image.target)?;
+                let (mut descriptor, manifest) = single_platform(source, &image.target)?;
+                let config = read_config(source, &manifest)?;
+                // Docker 25+ names the platform of each index.json entry; loaders filter on it.
+                if descriptor.platform.is_none() {
+                    descriptor.platform = config.as_ref().map(ImageConfig::platform);
+                }
                 blobs.insert(descriptor.digest.clone(), descriptor.size);
                 blobs.insert(manifest.config.digest.clone(), manifest.config.size);
                 for layer in &manifest.layers {
@@ -93,7 +99,8 @@ pub fn save<W: Write>(
                     parent: None,
                     layer_sources: None,
                 });
-                if let Some(top) = top_diff_id(source, &manifest)? {
+                let top = config.and_then(|config| config.rootfs.diff_ids.last().cloned());
+                if let Some(top) = top {
                     for name in &image.names {
                         if let Some(tag) = name.tag() {
                             repositories
@@ -288,16 +295,15 @@ fn single_platform(
     )))
 }
 
-/// The last diff ID of an image (Docker's `repositories` names images by it).
-fn top_diff_id(source: &dyn BlobSource, manifest: &ImageManifest) -> Result<Option<Digest>> {
+/// The config of an image manifest, `None` for an artifact whose config is not an image's.
+fn read_config(source: &dyn BlobSource, manifest: &ImageManifest) -> Result<Option<ImageConfig>> {
     if !media_type::is_config(&manifest.config.media_type) {
         return Ok(None);
     }
     let bytes = read_document(source, &manifest.config)?;
-    let config = distill_image::ImageConfig::parse(&bytes).map_err(|err| {
+    ImageConfig::parse(&bytes).map(Some).map_err(|err| {
         ArchiveError::caused(format!("image config {}", manifest.config.digest), err)
-    })?;
-    Ok(config.rootfs.diff_ids.last().cloned())
+    })
 }
 
 fn header(path: &str, size: u64, mode: u32, kind: tar::EntryType) -> Result<tar::Header> {
