@@ -9,9 +9,10 @@
 use std::time::Duration;
 
 use distill_frontend::{Diagnostic, Dockerfile, Heredoc, Node, Pos, Source, Word};
+use distill_golang::strconv::parse_int;
+use distill_golang::time::parse_duration;
 
 use crate::flags::{self, Flags};
-use crate::golang::{parse_duration, parse_int};
 use crate::mount::{self, shift, Device, Mount};
 use crate::suggest;
 

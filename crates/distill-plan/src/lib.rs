@@ -21,7 +21,6 @@ mod args;
 mod chmod;
 pub mod expand;
 mod flags;
-mod golang;
 pub mod instruction;
 mod mount;
 mod plan;

@@ -9,8 +9,8 @@
 //! Errors point at the field they are about.
 
 use distill_frontend::{Diagnostic, Pos, Source, Word};
+use distill_golang::strconv::parse_bool;
 
-use crate::golang::parse_bool;
 use crate::suggest;
 
 /// What a mount provides to the command.

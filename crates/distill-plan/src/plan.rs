@@ -12,11 +12,11 @@
 use std::collections::HashMap;
 
 use distill_frontend::{Diagnostic, Dockerfile, Pos, Source, Word};
+use distill_golang::strconv::parse_int;
 use distill_shell::Lexer;
 
 use crate::args::{predefined_args, BuildArgs, NON_ENV_ARGS};
 use crate::expand::{expand_instruction, expand_word, Vars};
-use crate::golang::parse_int;
 use crate::instruction::{parse_instruction, ArgDecl, Command, From, Instruction};
 use crate::mount::parse_mount;
 use crate::platform::Platform;
