@@ -407,3 +407,20 @@ fn add_downloads_with_a_checksum() {
         failed.stderr
     );
 }
+
+#[test]
+fn copying_a_directory_keeps_an_existing_destinations_metadata() {
+    let world = World::new();
+    world.write("private/f", "f");
+    fs::set_permissions(
+        world.context().join("private"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    world.dockerfile("FROM scratch\nWORKDIR /app\nCOPY private /app\nCOPY private /new\n");
+    let out = world.export_local(&[]);
+    let mode = |p: &str| fs::metadata(out.join(p)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode("app"), 0o755);
+    assert_eq!(mode("new"), 0o700);
+    assert_eq!(read(&out.join("app/f")), "f");
+}

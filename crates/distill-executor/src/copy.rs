@@ -511,8 +511,9 @@ impl CopyRequest<'_> {
         Ok(())
     }
 
-    /// Where the destination is in the destination stage: (its components, is a directory).
-    fn destination(&self) -> Result<(Vec<OsString>, bool), String> {
+    /// Where the destination is in the destination stage: its components, whether it is a
+    /// directory, whether it exists already.
+    fn destination(&self) -> Result<(Vec<OsString>, bool, bool), String> {
         let dest = dest_path(self.workdir, self.dest);
         let dir_form = dest.ends_with('/');
         let existing = self
@@ -521,7 +522,7 @@ impl CopyRequest<'_> {
             .map_err(|e| format!("{dest}: {e}"))?;
         if let Some(found) = existing {
             let is_dir = found.meta.is_dir();
-            return Ok((found.path, is_dir || dir_form));
+            return Ok((found.path, is_dir || dir_form, true));
         }
         // Resolve the parent through symlinks so files land where the stage will see them.
         let mut parts = components(Path::new(&dest));
@@ -538,13 +539,13 @@ impl CopyRequest<'_> {
             _ => parts.into_iter().filter(|p| p != "..").collect(),
         };
         path.extend(last);
-        Ok((path, dir_form))
+        Ok((path, dir_form, false))
     }
 
     /// Plans the whole copy.
     pub fn plan(&self) -> Result<CopyPlan, String> {
         let mut plan = CopyPlan::default();
-        let (dest, dest_is_dir) = self.destination()?;
+        let (dest, dest_is_dir, dest_exists) = self.destination()?;
         let total = self.sources.len() + self.inline.len();
         if total > 1 && !dest_is_dir {
             return Err(
@@ -565,7 +566,9 @@ impl CopyRequest<'_> {
                     continue;
                 };
                 if kind == EntryKind::Dir {
-                    if !dest.is_empty() {
+                    // A directory created for the copy takes the source's metadata; an
+                    // existing one keeps its own (added as a parent below).
+                    if !dest.is_empty() && !dest_exists {
                         let header = self.header_for(&found.meta, kind, &dest);
                         plan.insert(&dest, header, Data::None);
                     }
