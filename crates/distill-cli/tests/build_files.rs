@@ -424,3 +424,41 @@ fn copying_a_directory_keeps_an_existing_destinations_metadata() {
     assert_eq!(mode("new"), 0o700);
     assert_eq!(read(&out.join("app/f")), "f");
 }
+
+#[test]
+fn copy_exclude_patterns_are_relative_to_the_source() {
+    let world = World::new();
+    world.write("dir/a.c", "a");
+    world.write("dir/keep.h", "h");
+    world.write("dir/nested/b.c", "b");
+    world.write("dir/nested/c.h", "c");
+    world.dockerfile(
+        "FROM scratch\nCOPY --exclude=*.c dir /top/\nCOPY --exclude=**/*.c --exclude=keep.h dir /deep/\nCOPY --exclude=nested dir /flat/\n",
+    );
+    let out = world.export_local(&[]);
+    assert!(!out.join("top/a.c").exists());
+    assert!(out.join("top/nested/b.c").exists());
+    assert!(!out.join("deep/a.c").exists() && !out.join("deep/nested/b.c").exists());
+    assert!(!out.join("deep/keep.h").exists());
+    assert_eq!(read(&out.join("deep/nested/c.h")), "c");
+    assert!(out.join("flat/a.c").exists() && !out.join("flat/nested").exists());
+}
+
+#[test]
+fn a_stage_rebuilt_with_the_same_output_keeps_later_copies_cached() {
+    let world = World::new();
+    world.write("src.txt", "same");
+    world.write("other.txt", "1");
+    world.dockerfile(
+        "FROM scratch AS build\nCOPY other.txt /other\nCOPY src.txt /out/app\nFROM scratch\nCOPY --from=build /out/app /app\n",
+    );
+    world.build(&[]);
+    world.write("other.txt", "2");
+    let again = world.build(&[]);
+    let cached = cached_steps(&again.stderr);
+    assert!(
+        cached.contains(&"[stage-1 1/1] COPY --from=build /out/app /app".to_string()),
+        "{}",
+        again.stderr
+    );
+}

@@ -75,6 +75,8 @@ pub struct CopyRequest<'a> {
     pub source: &'a RootView,
     /// The context's `.dockerignore`, when copying from the context.
     pub ignore: Option<&'a Matcher>,
+    /// `--exclude` patterns, relative to each source.
+    pub exclude: Option<&'a Matcher>,
     /// Copying from the context: owners become 0:0 unless `--chown`.
     pub from_context: bool,
     /// The destination stage, to find existing directories and parents' metadata.
@@ -451,30 +453,38 @@ impl CopyRequest<'_> {
         plan: &mut CopyPlan,
         dir: &Found,
         target: &[OsString],
+        base: usize,
     ) -> Result<(), String> {
         for child in self.source.list(dir).map_err(|e| e.to_string())? {
             let Some(name) = child.path.last().cloned() else {
                 continue;
             };
-            let excluded = self.excluded(&child.path);
+            // `.dockerignore` paths are relative to the context, `--exclude` paths to the
+            // source being copied.
+            let ignored = self.excluded(&child.path);
+            let relative = path_bytes(&child.path[base.min(child.path.len())..]);
+            let dropped = self
+                .exclude
+                .is_some_and(|matcher| matcher.is_excluded_bytes(&relative));
+            let excluded = ignored || dropped;
             let mut child_target = target.to_vec();
             child_target.push(name);
             let Some(kind) = kind_of(&child.meta) else {
                 continue;
             };
             if kind == EntryKind::Dir {
-                let descend = match self.ignore {
-                    Some(matcher) if excluded => {
-                        matcher.may_include_under(&path_bytes(&child.path))
-                    }
-                    _ => true,
-                };
+                let ignore_allows = !ignored
+                    || self
+                        .ignore
+                        .is_none_or(|m| m.may_include_under(&path_bytes(&child.path)));
+                let exclude_allows =
+                    !dropped || self.exclude.is_none_or(|m| m.may_include_under(&relative));
                 if !excluded {
                     let header = self.header_for(&child.meta, kind, &child_target);
                     plan.insert(&child_target, header, Data::None);
                 }
-                if descend {
-                    self.add_tree(plan, &child, &child_target)?;
+                if ignore_allows && exclude_allows {
+                    self.add_tree(plan, &child, &child_target, base)?;
                 }
                 continue;
             }
@@ -565,6 +575,12 @@ impl CopyRequest<'_> {
                 let Some(kind) = kind_of(&found.meta) else {
                     continue;
                 };
+                if kind != EntryKind::Dir {
+                    let name = path_bytes(&found.path[found.path.len().saturating_sub(1)..]);
+                    if self.exclude.is_some_and(|m| m.is_excluded_bytes(&name)) {
+                        continue;
+                    }
+                }
                 if kind == EntryKind::Dir {
                     // A directory created for the copy takes the source's metadata; an
                     // existing one keeps its own (added as a parent below).
@@ -572,7 +588,7 @@ impl CopyRequest<'_> {
                         let header = self.header_for(&found.meta, kind, &dest);
                         plan.insert(&dest, header, Data::None);
                     }
-                    self.add_tree(&mut plan, &found, &dest)?;
+                    self.add_tree(&mut plan, &found, &dest, found.path.len())?;
                     continue;
                 }
                 if self.unpack_archives && kind == EntryKind::File {

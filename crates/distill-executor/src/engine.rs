@@ -684,6 +684,7 @@ impl<'a> Engine<'a> {
             workdir: "/",
             source: &view,
             ignore: None,
+            exclude: None,
             from_context: false,
             dest_view: &view,
             chown: Some(ids),
@@ -799,14 +800,17 @@ impl<'a> Engine<'a> {
                     .with_hint("copy each directory with its own COPY"),
             );
         }
-        if !exclude.is_empty() {
-            return Err(BuildError::message(
-                "--exclude is not supported by distill yet",
-            ));
-        }
+        let exclude_matcher = if exclude.is_empty() {
+            None
+        } else {
+            let patterns: Vec<&str> = exclude.iter().map(|w| w.value.as_str()).collect();
+            Some(Matcher::new(patterns).map_err(|error| {
+                BuildError::at(self.source(), exclude[0].pos, format!("--exclude: {error}"))
+            })?)
+        };
         // Where the files come from.
         let source_view;
-        let (view, ignore, from_context, source_key): (
+        let (view, ignore, from_context, _source_key): (
             &RootView,
             Option<&Matcher>,
             bool,
@@ -943,6 +947,7 @@ impl<'a> Engine<'a> {
             workdir: &workdir,
             source: view,
             ignore,
+            exclude: exclude_matcher.as_ref(),
             from_context,
             dest_view: &dest_view,
             chown: chown_ids,
@@ -965,7 +970,6 @@ impl<'a> Engine<'a> {
 
         let mut key = KeyBuilder::new(if is_add { "add" } else { "copy" });
         key.parent(&state.key)
-            .key("source", &source_key)
             .text("created_by", &created_by)
             .text("workdir", &workdir);
         if let Some(epoch) = self.options.source_date_epoch {
