@@ -200,9 +200,24 @@ fn add_extracts_local_archives() {
         .status()
         .unwrap();
     assert!(status.success());
-    world.dockerfile("FROM scratch\nADD pkg.tar.gz /opt/\nCOPY pkg.tar.gz /raw/\n");
+    for (flag, name) in [("-cjf", "pkg.tar.bz2"), ("-cJf", "pkg.tar.xz")] {
+        let status = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&staging)
+            .arg(flag)
+            .arg(world.context().join(name))
+            .arg("pkg")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    world.dockerfile(
+        "FROM scratch\nADD pkg.tar.gz /opt/\nADD pkg.tar.bz2 /bz/\nADD pkg.tar.xz /xz/\nCOPY pkg.tar.gz /raw/\n",
+    );
     let out = world.export_local(&[]);
     assert_eq!(read(&out.join("opt/pkg/file")), "inside");
+    assert_eq!(read(&out.join("bz/pkg/file")), "inside");
+    assert_eq!(read(&out.join("xz/pkg/file")), "inside");
     assert!(out.join("raw/pkg.tar.gz").is_file());
 }
 

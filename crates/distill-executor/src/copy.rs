@@ -628,7 +628,7 @@ impl CopyRequest<'_> {
         Ok(plan)
     }
 
-    /// Extracts a local tar archive (plain, gzip or zstd) into `dest`; `None` when the file
+    /// Extracts a local tar archive (plain, gzip, bzip2, xz or zstd) into `dest`; `None` when the file
     /// is not an archive (it is then copied as a file).
     fn try_unpack(
         &self,
@@ -641,11 +641,23 @@ impl CopyRequest<'_> {
         let head = distill_archive::compression::read_head(&mut file)
             .map_err(|e| format!("{}: {e}", found.display()))?;
         let reader = io::Cursor::new(head.clone()).chain(file);
-        let (_, stream) = match distill_archive::compression::decompressed(reader, "archive") {
-            Ok(stream) => stream,
-            Err(_) => return Ok(None),
+        // gzip, zstd and plain tar through distill-archive; bzip2 and xz as BuildKit also
+        // unpacks them (xz is decompressed whole: lzma-rs has no streaming reader).
+        let mut stream: Box<dyn Read> = if head.starts_with(b"BZh") {
+            Box::new(bzip2::read::MultiBzDecoder::new(reader))
+        } else if head.starts_with(b"\xfd7zXZ\x00") {
+            let mut plain = Vec::new();
+            let mut buffered = io::BufReader::new(reader);
+            if lzma_rs::xz_decompress(&mut buffered, &mut plain).is_err() {
+                return Ok(None);
+            }
+            Box::new(io::Cursor::new(plain))
+        } else {
+            match distill_archive::compression::decompressed(reader, "archive") {
+                Ok((_, stream)) => stream,
+                Err(_) => return Ok(None),
+            }
         };
-        let mut stream = stream;
         // A tar stream has "ustar" at offset 257 of its first block.
         let mut first = vec![0u8; 512];
         let mut filled = 0;
