@@ -83,23 +83,21 @@ impl RootView {
         &self.layers
     }
 
-    fn root(&self) -> Found {
+    fn root(&self) -> io::Result<Found> {
         let top_first: Vec<usize> = (0..self.layers.len()).rev().collect();
+        // An empty view has an empty root directory; its metadata is taken from `/`.
         let host = self
             .layers
             .last()
             .cloned()
-            .unwrap_or_else(|| PathBuf::from("/nonexistent"));
-        // An empty view has an empty root directory; its metadata is taken from `/`.
-        let meta = fs::symlink_metadata(&host)
-            .or_else(|_| fs::symlink_metadata("/"))
-            .expect("the root directory always has metadata");
-        Found {
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let meta = fs::symlink_metadata(&host)?;
+        Ok(Found {
             path: Vec::new(),
             host,
             meta,
             active: top_first,
-        }
+        })
     }
 
     /// The entry `name` in the directory `dir`, if the view has one.
@@ -151,7 +149,7 @@ impl RootView {
     pub fn resolve(&self, path: &Path, follow_last: bool) -> io::Result<Option<Found>> {
         let mut pending: Vec<OsString> = components(path);
         pending.reverse();
-        let mut stack: Vec<Found> = vec![self.root()];
+        let mut stack: Vec<Found> = vec![self.root()?];
         let mut links = 0;
         while let Some(name) = pending.pop() {
             if name == ".." {
