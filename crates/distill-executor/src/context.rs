@@ -7,7 +7,7 @@
 //! parallel (rayon). The cache is one JSON file per context directory in the store's
 //! `cache/context/`, rewritten at the end of a build; losing it only costs rereading.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
@@ -51,7 +51,11 @@ struct Remembered {
 #[derive(Debug, Default)]
 pub struct ContextHashes {
     file: Option<PathBuf>,
+    /// The context directory, canonical: its files' hashes are kept from build to build.
+    context: PathBuf,
     entries: HashMap<PathBuf, Remembered>,
+    /// Files looked at in this build (others outside the context are forgotten on save).
+    used: HashSet<PathBuf>,
     changed: bool,
 }
 
@@ -89,7 +93,9 @@ impl ContextHashes {
             .unwrap_or_default();
         ContextHashes {
             file: Some(file),
+            context: absolute,
             entries,
+            used: HashSet::new(),
             changed: false,
         }
     }
@@ -100,7 +106,12 @@ impl ContextHashes {
         if !self.changed {
             return;
         }
-        let list: Vec<(&PathBuf, &Remembered)> = self.entries.iter().collect();
+        // Files of stage snapshots are remembered only while builds use them.
+        let list: Vec<(&PathBuf, &Remembered)> = self
+            .entries
+            .iter()
+            .filter(|(path, _)| path.starts_with(&self.context) || self.used.contains(*path))
+            .collect();
         let Ok(bytes) = serde_json::to_vec(&list) else {
             return;
         };
@@ -119,6 +130,7 @@ impl ContextHashes {
             .iter()
             .map(|p| fs::symlink_metadata(p).map(|m| Stamp::of(&m)))
             .collect();
+        self.used.extend(paths.iter().cloned());
         let mut results: Vec<Option<String>> = vec![None; paths.len()];
         let mut to_read: Vec<usize> = Vec::new();
         for (index, stamp) in stamps.iter().enumerate() {
@@ -237,5 +249,42 @@ impl ContextHashes {
             }
         }
         Ok(hasher.finalize().to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_hashes_survive_a_save_and_outside_files_are_dropped_when_unused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let context = dir.path().join("ctx");
+        fs::create_dir_all(&context).unwrap();
+        let context = fs::canonicalize(&context).unwrap();
+        let inside = context.join("a");
+        let outside = dir.path().join("snapshot-file");
+        fs::write(&inside, "a").unwrap();
+        fs::write(&outside, "b").unwrap();
+
+        let mut hashes = ContextHashes::load(&store, &context);
+        let first = hashes.hashes(&[inside.clone(), outside.clone()]).unwrap();
+        assert_eq!(first[0], hex(&Sha256::digest(b"a")));
+        hashes.save(&store);
+
+        // Reloaded: both remembered (the outside file was used by the build that saved).
+        let mut reloaded = ContextHashes::load(&store, &context);
+        assert_eq!(reloaded.entries.len(), 2);
+        // A touched file is read again and hashes the same.
+        fs::write(&inside, "a").unwrap();
+        assert_eq!(
+            reloaded.hashes(std::slice::from_ref(&inside)).unwrap(),
+            [first[0].clone()]
+        );
+        reloaded.save(&store);
+        let last = ContextHashes::load(&store, &context);
+        assert!(last.entries.contains_key(&inside));
+        assert!(!last.entries.contains_key(&outside));
     }
 }

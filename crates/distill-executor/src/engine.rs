@@ -107,7 +107,11 @@ impl<'a> Engine<'a> {
             options,
             plan,
             cache,
-            context: RootView::of_dir(options.context_dir.clone()),
+            // Canonical, so remembered hashes are found whatever the working directory.
+            context: RootView::of_dir(
+                fs::canonicalize(&options.context_dir)
+                    .unwrap_or_else(|_| options.context_dir.clone()),
+            ),
             ignore,
             hashes: Mutex::new(hashes),
             sandbox: OnceLock::new(),

@@ -335,7 +335,20 @@ pub fn run(args: BuildArgsFlags, global: &Global) -> anyhow::Result<ExitCode> {
         write_file(path, image.id().to_string().as_bytes())?;
     }
     if let Some(path) = &args.metadata_file {
-        let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        let mut names: Vec<String> = Vec::new();
+        for output in &outputs {
+            if let Output::Image { names: list }
+            | Output::Oci { names: list, .. }
+            | Output::Docker { names: list, .. } = output
+            {
+                for name in list {
+                    let name = name.to_string();
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+        }
         let metadata = serde_json::json!({
             "containerimage.digest": image.manifest.digest.to_string(),
             "containerimage.config.digest": image.id().to_string(),
