@@ -185,3 +185,56 @@ fn run_heredocs_scripts_and_shell() {
     assert_eq!(read(&out.join("catted")), "line\n");
     assert!(!out.join("dev/pipes").exists());
 }
+
+#[test]
+fn docker_loads_and_runs_the_docker_output() {
+    if !e2e("docker_loads_and_runs_the_docker_output") {
+        return;
+    }
+    let answers = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        answers,
+        "DISTILL_E2E=1 but no Docker engine answers: run scripts/start-dockerd"
+    );
+    let world = World::new();
+    import_busybox(&world);
+    world.dockerfile(
+        "FROM busybox:test\nRUN echo built-by-distill > /msg\nCMD [\"cat\", \"/msg\"]\n",
+    );
+    let archive = world.path("image.tar");
+    let tag = format!("distill-build-test:{}", std::process::id());
+    let run = world.build(&[
+        "-t",
+        &tag,
+        "-o",
+        &format!("type=docker,dest={}", archive.display()),
+    ]);
+    let id = run.stdout.trim().to_string();
+    let load = Command::new("docker")
+        .args(["load", "-i"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let output = Command::new("docker")
+        .args(["run", "--rm", "--network=none", &tag])
+        .output()
+        .unwrap();
+    let inspect = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", &tag])
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rmi", &tag]).output();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "built-by-distill\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), id);
+}
