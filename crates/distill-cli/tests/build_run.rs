@@ -238,3 +238,48 @@ fn docker_loads_and_runs_the_docker_output() {
     );
     assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), id);
 }
+
+#[test]
+fn a_failing_stage_cancels_a_running_sibling() {
+    if !e2e("a_failing_stage_cancels_a_running_sibling") {
+        return;
+    }
+    let world = World::new();
+    import_busybox(&world);
+    world.dockerfile(
+        "FROM busybox:test AS slow\nRUN sleep 60\n\
+         FROM busybox:test AS broken\nRUN sleep 1; exit 7\n\
+         FROM scratch\nCOPY --from=slow /bin/busybox /a\nCOPY --from=broken /bin/busybox /b\n",
+    );
+    let started = Instant::now();
+    let failed = world.build_fails(&["-t", "never:1"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(failed.stderr.contains("exit code: 7"), "{}", failed.stderr);
+    assert!(!world.distill(&["images"]).stdout.contains("never"));
+}
+
+#[test]
+fn network_none_has_only_loopback() {
+    if !e2e("network_none_has_only_loopback") {
+        return;
+    }
+    let world = World::new();
+    import_busybox(&world);
+    world.dockerfile(
+        "FROM busybox:test\nRUN --network=none cat /proc/net/dev > /none\nRUN cat /proc/net/dev > /default\n",
+    );
+    let out = world.export_local(&[]);
+    let interfaces = |text: String| -> Vec<String> {
+        text.lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next())
+            .map(|n| n.trim().to_string())
+            .collect()
+    };
+    assert_eq!(interfaces(read(&out.join("none"))), ["lo"]);
+    assert!(!interfaces(read(&out.join("default"))).is_empty());
+}
