@@ -22,7 +22,7 @@ use distill_context::Matcher;
 use distill_frontend::Source;
 use distill_image::{media_type, Digest, HealthConfig, History, ImageConfig, RuntimeConfig};
 use distill_layer::{
-    Compression, ExtractOptions, LayerWriter, OverlayXattrs, TreeOptions, Whiteouts,
+    Compression, ExtractOptions, LayerWriter, TreeOptions,
 };
 use distill_plan::{
     exposed_ports, parse_chmod, Base, Chmod, Command, CommandLine, Healthcheck, Input, Instruction,
@@ -39,8 +39,9 @@ use serde::{Deserialize, Serialize};
 use crate::context::ContextHashes;
 use crate::copy::{clean_path, CopyRequest, InlineFile};
 use crate::error::{BuildError, OrBuild, Result};
-use crate::gofmt;
+use distill_golang::fmt as gofmt;
 use crate::rootview::RootView;
+use crate::snapshots;
 use crate::users;
 use crate::{BuildOptions, LayerRef};
 
@@ -310,27 +311,9 @@ impl<'a> Engine<'a> {
             .image(&record)
             .or_build(|| format!("reading base image {reference}"))?;
         let _ = store.touch(&record.target.digest);
+        let layers = snapshots::image_layers(&image)?;
         let mut config = image.config.clone();
         config.created = None;
-        if config.rootfs.diff_ids.len() != image.manifest.layers.len() {
-            return Err(BuildError::message(format!(
-                "base image {reference} has {} layers but its config lists {} diff IDs",
-                image.manifest.layers.len(),
-                config.rootfs.diff_ids.len()
-            )));
-        }
-        let layers: Vec<LayerRef> = image
-            .manifest
-            .layers
-            .iter()
-            .zip(&config.rootfs.diff_ids)
-            .map(|(layer, diff_id)| LayerRef {
-                digest: layer.digest.clone(),
-                diff_id: diff_id.clone(),
-                size: layer.size,
-                media_type: layer.media_type.clone(),
-            })
-            .collect();
         let runtime = config.config.get_or_insert_with(RuntimeConfig::default);
         let env = runtime.env.get_or_insert_with(Vec::new);
         if !env.iter().any(|e| e.split('=').next() == Some("PATH")) {
@@ -600,41 +583,9 @@ impl<'a> Engine<'a> {
         Ok(RootView::new(dirs))
     }
 
-    fn overlay_xattrs(&self) -> OverlayXattrs {
-        if rustix::process::geteuid().is_root() {
-            OverlayXattrs::Trusted
-        } else {
-            OverlayXattrs::User
-        }
-    }
-
     /// The snapshot directory of `layer`, extracting the blob when there is none yet.
     fn snapshot(&self, layer: &LayerRef) -> Result<PathBuf> {
-        let store = self.store();
-        if let Some(snapshot) = store
-            .snapshot(&layer.diff_id)
-            .or_build(|| format!("reading snapshot {}", layer.diff_id))?
-        {
-            return Ok(snapshot.fs_dir());
-        }
-        let prepared = store
-            .prepare_snapshot()
-            .or_build(|| "preparing a snapshot")?;
-        let blob = store
-            .open_blob(&layer.digest)
-            .or_build(|| format!("opening layer {}", layer.digest))?;
-        let expected = distill_layer::Sha256Digest::parse(&layer.diff_id.to_string());
-        let options = ExtractOptions {
-            whiteouts: Whiteouts::Overlay(self.overlay_xattrs()),
-            expected_diff_id: expected,
-            expected_digest: None,
-        };
-        distill_layer::extract(io::BufReader::new(blob), &prepared.fs_dir(), &options)
-            .or_build(|| format!("unpacking layer {}", layer.digest))?;
-        let snapshot = prepared
-            .commit(&layer.diff_id)
-            .or_build(|| format!("committing snapshot {}", layer.diff_id))?;
-        Ok(snapshot.fs_dir())
+        snapshots::layer_snapshot(self.store(), layer)
     }
 
     /// Writes a layer into the store with `fill`, returns its reference.

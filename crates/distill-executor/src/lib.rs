@@ -19,8 +19,8 @@ pub mod engine;
 pub mod error;
 pub mod export;
 pub mod fetch;
-mod gofmt;
 pub mod rootview;
+pub mod snapshots;
 pub mod users;
 
 use std::collections::HashMap;
