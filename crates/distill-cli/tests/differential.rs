@@ -283,6 +283,15 @@ fn prepare_context(case: &Case, dir: &Path) -> PathBuf {
              && echo tool > special/tool && chmod 4755 special/tool \
              && chmod 2775 special/group && chmod 1777 special/sticky",
         ),
+        "add_and_chmod" => shell(
+            "mkdir -p payload/sub && echo p > payload/sub/p.txt && echo q > payload/q.txt \
+             && chmod 0640 payload/q.txt \
+             && tar --sort=name --mtime=@1500000000 --owner=1000 --group=1000 --numeric-owner \
+                -cf plain.tar -C payload . \
+             && tar --sort=name --mtime=@1500000000 --owner=0 --group=0 --numeric-owner \
+                -czf packed.tar.gz -C payload . \
+             && rm -r payload",
+        ),
         _ => {}
     }
     let mut touch = Command::new("find");
@@ -303,14 +312,42 @@ fn prepare_context(case: &Case, dir: &Path) -> PathBuf {
     context
 }
 
-/// Builds the case with Docker's BuildKit and saves the image to `DIR/docker.tar`.
+/// The case's flags, with `{context}` replaced by the context directory (for --secret src=).
+fn flags(case: &Case, context: &Path) -> Vec<String> {
+    let context = context.display().to_string();
+    case.flags
+        .iter()
+        .map(|flag| flag.replace("{context}", &context))
+        .collect()
+}
+
+/// The image name of a case's parent (its `parent/` directory), which the case builds FROM.
+fn parent_tag(case: &Case) -> String {
+    format!("distill-diff/{}-parent:1", case.name)
+}
+
+/// Builds the case with Docker's BuildKit (its parent first, if it has one) and saves the image
+/// to `DIR/docker.tar`.
 fn docker_build(shared: &Shared, case: &Case, context: &Path, dir: &Path) -> PathBuf {
     let tag = tag_of(dir);
+    let parent = context.join("parent");
+    if parent.is_dir() {
+        let mut build = Command::new(&shared.docker);
+        build
+            .env("DOCKER_BUILDKIT", "1")
+            .args(["build", "--network=host", "--progress=plain", "-t"])
+            .arg(parent_tag(case))
+            .arg(&parent);
+        run(
+            &mut build,
+            &format!("docker build of {}'s parent", case.name),
+        );
+    }
     let mut build = Command::new(&shared.docker);
     build
         .env("DOCKER_BUILDKIT", "1")
         .args(["build", "--network=host", "--progress=plain", "-t", &tag])
-        .args(case.flags)
+        .args(flags(case, context))
         .arg(context);
     run(&mut build, &format!("docker build of {}", case.name));
     let archive = dir.join("docker.tar");
@@ -319,6 +356,9 @@ fn docker_build(shared: &Shared, case: &Case, context: &Path, dir: &Path) -> Pat
     run(&mut save, "docker save");
     let mut remove = Command::new(&shared.docker);
     remove.args(["rmi", "--no-prune"]).arg(&tag);
+    if parent.is_dir() {
+        remove.arg(parent_tag(case));
+    }
     let _ = remove.output();
     archive
 }
@@ -402,6 +442,16 @@ fn distill_build(shared: &Shared, case: &Case, context: &Path, dir: &Path, mode:
             .arg(&shared.base_archive),
         "distill load of the base image",
     );
+    let parent = context.join("parent");
+    if parent.is_dir() {
+        run(
+            distill(mode, &root)
+                .args(["build", "--progress", "plain", "--network", "host", "-t"])
+                .arg(parent_tag(case))
+                .arg(&parent),
+            &format!("distill build{suffix} of {}'s parent", case.name),
+        );
+    }
     run(
         distill(mode, &root)
             .args([
@@ -413,7 +463,7 @@ fn distill_build(shared: &Shared, case: &Case, context: &Path, dir: &Path, mode:
                 "-t",
                 &tag,
             ])
-            .args(case.flags)
+            .args(flags(case, context))
             .arg(context),
         &format!("distill build{suffix} of {}", case.name),
     );
@@ -511,6 +561,9 @@ cases! {
     metadata_all ["--build-arg", "VERSION=2.5", "--label", "from.flag=yes"] rootless;
     build_args ["--build-arg", "FLAVOUR=blue", "--build-arg", "UNUSED=1", "--build-arg", "EMPTY="];
     run_forms [];
+    run_mounts ["--secret", "id=token,src={context}/token.txt"];
+    add_and_chmod [];
+    onbuild_triggers [];
 }
 
 /// The comparator and the archive reader are proven on a real pair first: Docker's image, and
