@@ -672,6 +672,10 @@ impl RootBuilder {
                 }
             }
         }
+        // Last: the mount points above may have had to be created in the root.
+        if spec.read_only_root {
+            self.remount_read_only(Path::new("/"))?;
+        }
         Ok(())
     }
 

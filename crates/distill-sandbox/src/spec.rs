@@ -159,6 +159,10 @@ pub struct SandboxSpec {
     pub system_mounts: SystemMounts,
     /// Extra mounts, applied in this order after the system mounts.
     pub mounts: Vec<Mount>,
+    /// Makes the root mount read-only once everything is mounted in it (`distill run
+    /// --read-only`); the system and extra mounts keep their own modes.
+    #[serde(default)]
+    pub read_only_root: bool,
 }
 
 impl SandboxSpec {
@@ -177,6 +181,7 @@ impl SandboxSpec {
             network: NetworkMode::Host,
             system_mounts: SystemMounts::default(),
             mounts: Vec::new(),
+            read_only_root: false,
         }
     }
 
