@@ -32,6 +32,9 @@ enum Command {
     /// Build an image from a Dockerfile (like `docker buildx build`)
     Build(cmd::build::BuildArgsFlags),
 
+    /// Run an image in the foreground, in the sandbox RUN steps use (like `docker run`)
+    Run(cmd::run::RunArgs),
+
     /// Show the build plan of a Dockerfile: the stages a build would run, in order
     Plan(cmd::plan::PlanArgs),
 
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
     let global = Global::new(cli.root, cli.debug);
     let result = match cli.command {
         Command::Build(args) => cmd::build::run(args, &global),
+        Command::Run(args) => cmd::run::run(args, &global),
         Command::Plan(args) => cmd::plan::run(args, &global),
         Command::Save(args) => cmd::archive::save(args, &global),
         Command::Load(args) => cmd::archive::load(args, &global),

@@ -4,4 +4,5 @@ pub mod archive;
 pub mod build;
 pub mod debug;
 pub mod plan;
+pub mod run;
 pub mod store;
