@@ -21,9 +21,7 @@ use std::time::Duration;
 use distill_context::Matcher;
 use distill_frontend::Source;
 use distill_image::{media_type, Digest, HealthConfig, History, ImageConfig, RuntimeConfig};
-use distill_layer::{
-    Compression, ExtractOptions, LayerWriter, TreeOptions,
-};
+use distill_layer::{Compression, ExtractOptions, LayerWriter, TreeOptions};
 use distill_plan::{
     exposed_ports, parse_chmod, Base, Chmod, Command, CommandLine, Healthcheck, Input, Instruction,
     MountType, Network, Plan, Stage, Vars,
@@ -39,11 +37,11 @@ use serde::{Deserialize, Serialize};
 use crate::context::ContextHashes;
 use crate::copy::{clean_path, CopyRequest, InlineFile};
 use crate::error::{BuildError, OrBuild, Result};
-use distill_golang::fmt as gofmt;
 use crate::rootview::RootView;
 use crate::snapshots;
 use crate::users;
 use crate::{BuildOptions, LayerRef};
+use distill_golang::fmt as gofmt;
 
 /// BuildKit's history comment for steps of a Dockerfile.
 pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
