@@ -659,7 +659,7 @@ fn the_hello_example_plans() {
     assert_eq!(plan.build_order, [0, 2]);
     assert_eq!(
         plan.stages[0].base,
-        Base::Image("debian:bookworm-slim".into())
+        Base::Image("distill-examples/debian-gcc:bookworm".into())
     );
     assert_eq!(plan.stages[2].base, Base::Scratch);
 }
@@ -706,24 +706,23 @@ fn the_hello_example_renders() {
     let expected = r#"plan for examples/hello/Dockerfile
 target: stage 2 (the last stage)
 platform: linux/amd64 (building on linux/amd64)
-global args: DEBIAN=bookworm-slim
+global args: BUILDER=distill-examples/debian-gcc:bookworm
 build args: GREETING=hi
 
-stage 0 "build"  FROM debian:bookworm-slim (from debian:${DEBIAN})  [linux/amd64]  line 6
-   7  RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
-  10  WORKDIR /src
-  11  COPY hello.c .
-  12  ARG GREETING="Hello from distill"
-  13  RUN gcc -static -Os -s -DGREETING="\"${GREETING}\"" -o /hello hello.c
+stage 0 "build"  FROM distill-examples/debian-gcc:bookworm (from ${BUILDER})  [linux/amd64]  line 11
+  12  WORKDIR /src
+  13  COPY hello.c .
+  14  ARG GREETING="Hello from distill"
+  15  RUN gcc -static -Os -s -DGREETING="\"${GREETING}\"" -o /hello hello.c
 
-stage 2  FROM scratch  [linux/amd64]  line 19  (target)
-  20  COPY --from=build /hello /hello
+stage 2  FROM scratch  [linux/amd64]  line 21  (target)
+  22  COPY --from=build /hello /hello
         copies from stage 0 "build"
-  21  USER 65534:65534
-  22  ENTRYPOINT ["/hello"]
+  23  USER 65534:65534
+  24  ENTRYPOINT ["/hello"]
 
 skipped (the target does not need them):
-  stage 1 "test"  FROM stage 0 "build"  line 16
+  stage 1 "test"  FROM stage 0 "build"  line 18
 "#;
     assert_eq!(plan.to_string(), expected);
 }
