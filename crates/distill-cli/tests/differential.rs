@@ -566,6 +566,83 @@ cases! {
     onbuild_triggers [];
 }
 
+/// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
+/// and says where in the Dockerfile (or which flag) the problem is.
+fn both_refuse(case: Case) {
+    let shared = shared();
+    let dir = case_dir(shared, case.name);
+    let context = prepare_context(&case, &dir);
+    let tag = tag_of(&dir);
+    let docker = Command::new(&shared.docker)
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["build", "--network=host", "--progress=plain", "-t", &tag])
+        .args(flags(&case, &context))
+        .arg(&context)
+        .output()
+        .expect("docker build");
+    assert!(
+        !docker.status.success(),
+        "{}: Docker's BuildKit built what this case expects refused",
+        case.name
+    );
+    let root = dir.join("distill-root");
+    run(
+        distill(As::Invoker, &root)
+            .arg("load")
+            .arg("-q")
+            .arg("-i")
+            .arg(&shared.base_archive),
+        "distill load of the base image",
+    );
+    let ours = distill(As::Invoker, &root)
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "--network",
+            "host",
+            "-t",
+            &tag,
+        ])
+        .args(flags(&case, &context))
+        .arg(&context)
+        .output()
+        .expect("distill build");
+    let stderr = String::from_utf8_lossy(&ours.stderr);
+    assert_eq!(
+        ours.status.code(),
+        Some(1),
+        "{}: distill build should fail with status 1 as Docker's does:\n{stderr}\nDocker said:\n{}",
+        case.name,
+        String::from_utf8_lossy(&docker.stderr)
+    );
+    assert!(
+        stderr.contains("Dockerfile") || stderr.contains("--"),
+        "{}: distill's error names neither the Dockerfile nor a flag:\n{stderr}",
+        case.name
+    );
+}
+
+/// Cases both builders must refuse: `name [flags...]`.
+macro_rules! refused {
+    ($($name:ident [$($flag:expr),*];)*) => {$(
+        #[test]
+        fn $name() {
+            if !e2e(stringify!($name)) {
+                return;
+            }
+            both_refuse(Case { name: stringify!($name), flags: &[$($flag),*] });
+        }
+    )*};
+}
+
+refused! {
+    refuse_copy_ignored [];
+    refuse_copy_missing [];
+    refuse_failing_run [];
+    refuse_unknown_target ["--target", "nosuch"];
+}
+
 /// The comparator and the archive reader are proven on a real pair first: Docker's image, and
 /// the same image after `distill load` and `distill save`, must compare equal.
 #[test]
