@@ -564,6 +564,8 @@ cases! {
     run_mounts ["--secret", "id=token,src={context}/token.txt"];
     add_and_chmod [];
     onbuild_triggers [];
+    expansion ["--build-arg", "UNSET_ARG="];
+    copy_through_symlinks [];
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
@@ -641,6 +643,7 @@ refused! {
     refuse_copy_missing [];
     refuse_failing_run [];
     refuse_unknown_target ["--target", "nosuch"];
+    refuse_unknown_user [];
 }
 
 /// The comparator and the archive reader are proven on a real pair first: Docker's image, and
