@@ -292,6 +292,13 @@ fn prepare_context(case: &Case, dir: &Path) -> PathBuf {
                 -czf packed.tar.gz -C payload . \
              && rm -r payload",
         ),
+        "odd_names" => shell(
+            "echo spaces > 'name with spaces.txt' && echo unicode > 'ünïcödé-名前.txt' \
+             && long=long/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa \
+             && mkdir -p \"$long/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\" \
+             && echo deep > \"$long/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/file.txt\" \
+             && : > empty.txt && head -c 3000000 /dev/urandom > big.bin",
+        ),
         _ => {}
     }
     let mut touch = Command::new("find");
@@ -566,6 +573,7 @@ cases! {
     onbuild_triggers [];
     expansion ["--build-arg", "UNSET_ARG="];
     copy_through_symlinks [];
+    odd_names [];
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
