@@ -574,6 +574,7 @@ cases! {
     expansion ["--build-arg", "UNSET_ARG="];
     copy_through_symlinks [];
     odd_names [];
+    copy_dest_rules [];
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
