@@ -55,11 +55,17 @@ fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
         let docker = docker_client();
-        let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("differential");
-        let _ = fs::remove_dir_all(&work);
+        // A directory of this run's own: Docker's BuildKit keeps each context path's files
+        // between builds and re-sends only those whose size or mtime changed, and every mtime
+        // here is KEPT_EPOCH, so a context path reused across runs could build stale content.
+        let all_runs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("differential");
+        let _ = fs::remove_dir_all(&all_runs);
+        let work = all_runs.join(format!("run-{}", std::process::id()));
         fs::create_dir_all(&work).expect("work directory");
         // Rootless cases read contexts and the base archive as another user.
-        fs::set_permissions(&work, fs::Permissions::from_mode(0o755)).expect("chmod work");
+        for dir in [&all_runs, &work] {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).expect("chmod work");
+        }
         let rootfs = work.join("busybox-rootfs.tar");
         write_busybox_rootfs(&rootfs);
         let mut import = Command::new(&docker);
@@ -297,7 +303,7 @@ fn prepare_context(case: &Case, dir: &Path) -> PathBuf {
              && long=long/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa \
              && mkdir -p \"$long/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\" \
              && echo deep > \"$long/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/file.txt\" \
-             && : > empty.txt && head -c 3000000 /dev/urandom > big.bin",
+             && : > empty.txt && seq 1 500000 > big.bin",
         ),
         _ => {}
     }
