@@ -10,6 +10,13 @@
 //! copied tree are kept as symlinks, a source path that is itself a symlink is followed
 //! inside the view; missing parents are created (mode 0755, owned by `--chown`'s ids).
 //!
+//! The destination directory a directory source's contents go into is, when it does not
+//! exist yet, created as a parent is (0755, `--chown`'s ids, the build's time): it never
+//! takes the source directory's metadata nor `--chmod`, which apply to what is inside.
+//! `ADD` of a local archive creates its destination the same way and extracts the members
+//! into it with the archive's owners (`--chown` does not apply to them); the archive's own
+//! root entry (`./`) never changes the destination.
+//!
 //! Never reads outside the view it is given: `../` and symlinks pointing out resolve inside.
 
 use std::collections::BTreeMap;
@@ -582,10 +589,11 @@ impl CopyRequest<'_> {
                     }
                 }
                 if kind == EntryKind::Dir {
-                    // A directory created for the copy takes the source's metadata; an
-                    // existing one keeps its own (added as a parent below).
+                    // The destination directory is made as a parent is (fsutil's
+                    // `MkdirAll(dest, 0755)` before copying the contents), never with the
+                    // source directory's metadata; an existing one keeps its own.
                     if !dest.is_empty() && !dest_exists {
-                        let header = self.header_for(&found.meta, kind, &dest);
+                        let header = self.created_dir(&dest);
                         plan.insert(&dest, header, Data::None);
                     }
                     self.add_tree(&mut plan, &found, &dest, found.path.len())?;
@@ -593,6 +601,12 @@ impl CopyRequest<'_> {
                 }
                 if self.unpack_archives && kind == EntryKind::File {
                     if let Some(()) = self.try_unpack(&mut plan, &found, &dest)? {
+                        // BuildKit's unpack makes the destination first (`MkdirAll(dest,
+                        // 0755)` with `--chown`'s ids), then extracts into it.
+                        if !dest.is_empty() && !dest_exists {
+                            let header = self.created_dir(&dest);
+                            plan.insert(&dest, header, Data::None);
+                        }
                         continue;
                     }
                 }
@@ -626,6 +640,18 @@ impl CopyRequest<'_> {
         }
         self.finish_parents(&mut plan)?;
         Ok(plan)
+    }
+
+    /// A directory the copy creates: mode 0755, `--chown`'s ids (else 0:0), the epoch or now.
+    fn created_dir(&self, path: &[OsString]) -> EntryHeader {
+        let mut header = EntryHeader::new(path_bytes(path), EntryKind::Dir);
+        header.mode = 0o755;
+        if let Some(ids) = self.chown {
+            header.uid = u64::from(ids.uid);
+            header.gid = u64::from(ids.gid);
+        }
+        header.mtime = self.epoch.unwrap_or(self.now);
+        header
     }
 
     /// Extracts a local tar archive (plain, gzip, bzip2, xz or zstd) into `dest`; `None` when the file
@@ -694,7 +720,9 @@ impl CopyRequest<'_> {
                     target.push(part);
                 }
             }
-            if target.len() <= dest.len() && header.kind != EntryKind::Dir {
+            // The archive's root (`./`) or anything resolving above it: Docker's untar keeps
+            // an existing destination as it is.
+            if target.len() <= dest.len() {
                 continue;
             }
             header.path = path_bytes(&target);
@@ -703,10 +731,6 @@ impl CopyRequest<'_> {
                 let inner_link = String::from_utf8_lossy(&header.link_target).into_owned();
                 link.extend(components(Path::new(&inner_link)));
                 header.link_target = path_bytes(&link);
-            }
-            if let Some(ids) = self.chown {
-                header.uid = u64::from(ids.uid);
-                header.gid = u64::from(ids.gid);
             }
             if let Some(epoch) = self.epoch {
                 header.mtime = header.mtime.min(epoch);
@@ -757,16 +781,7 @@ impl CopyRequest<'_> {
                         header.mtime = self.epoch.unwrap_or(found.meta.mtime());
                         header
                     }
-                    _ => {
-                        let mut header = EntryHeader::new(path_bytes(&parts), EntryKind::Dir);
-                        header.mode = 0o755;
-                        if let Some(ids) = self.chown {
-                            header.uid = u64::from(ids.uid);
-                            header.gid = u64::from(ids.gid);
-                        }
-                        header.mtime = self.epoch.unwrap_or(self.now);
-                        header
-                    }
+                    _ => self.created_dir(&parts),
                 };
                 plan.entries.insert(
                     parent.to_vec(),
@@ -875,6 +890,103 @@ mod tests {
         assert!(glob_match(b"\\*", b"*"));
         assert!(glob_match(b"*", b".hidden"));
         assert!(has_wildcards("a/*.c") && !has_wildcards("a\\*b"));
+    }
+
+    /// Plans `COPY sources dest` from `context` into an empty stage.
+    fn plan_copy(
+        context: &Path,
+        sources: &[&str],
+        dest: &str,
+        chmod: Option<&Chmod>,
+        unpack_archives: bool,
+    ) -> CopyPlan {
+        let stage = tempfile::tempdir().expect("a stage directory");
+        let source = RootView::of_dir(context);
+        let dest_view = RootView::of_dir(stage.path());
+        let sources: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+        let request = CopyRequest {
+            sources: &sources,
+            inline: &[],
+            dest,
+            workdir: "/",
+            source: &source,
+            ignore: None,
+            exclude: None,
+            from_context: true,
+            dest_view: &dest_view,
+            chown: Some(Ids {
+                uid: 1000,
+                gid: 1000,
+            }),
+            chmod,
+            epoch: None,
+            now: 1_700_000_000,
+            unpack_archives,
+        };
+        request.plan().expect("a copy plan")
+    }
+
+    fn planned<'a>(plan: &'a CopyPlan, path: &str) -> &'a EntryHeader {
+        let key: Vec<Vec<u8>> = path.split('/').map(|p| p.as_bytes().to_vec()).collect();
+        &plan.entries.get(&key).expect(path).header
+    }
+
+    #[test]
+    fn a_copied_directory_destination_is_created_like_a_parent() {
+        let context = tempfile::tempdir().expect("a context");
+        let files = context.path().join("files");
+        fs::create_dir_all(files.join("sub")).expect("files/sub");
+        fs::write(files.join("one.txt"), "1").expect("one.txt");
+        fs::set_permissions(&files, fs::Permissions::from_mode(0o750)).expect("chmod");
+
+        let chmod = Chmod::Octal(0o700);
+        let plan = plan_copy(
+            context.path(),
+            &["files"],
+            "/chmod/dir/",
+            Some(&chmod),
+            false,
+        );
+        let dir = planned(&plan, "chmod/dir");
+        assert_eq!((dir.mode, dir.uid, dir.gid), (0o755, 1000, 1000));
+        assert_eq!(dir.mtime, 1_700_000_000);
+        assert_eq!(planned(&plan, "chmod/dir/sub").mode, 0o700);
+        assert_eq!(planned(&plan, "chmod/dir/one.txt").mode, 0o700);
+        assert_eq!(planned(&plan, "chmod").mode, 0o755);
+    }
+
+    #[test]
+    fn added_archives_keep_their_owners_but_not_their_root() {
+        let context = tempfile::tempdir().expect("a context");
+        let mut archive = Vec::new();
+        {
+            let mut tar = distill_layer::TarWriter::new(&mut archive);
+            let mut root = EntryHeader::new(b"./".to_vec(), EntryKind::Dir);
+            root.mode = 0o700;
+            root.uid = 1000;
+            root.gid = 1000;
+            tar.append(&root, io::empty()).expect("./");
+            let mut file = EntryHeader::new(b"./q.txt".to_vec(), EntryKind::File);
+            file.mode = 0o640;
+            file.uid = 1000;
+            file.gid = 1000;
+            file.size = 2;
+            tar.append(&file, &b"q\n"[..]).expect("q.txt");
+            tar.finish().expect("the archive's end");
+        }
+        fs::write(context.path().join("plain.tar"), &archive).expect("plain.tar");
+
+        let plan = plan_copy(
+            context.path(),
+            &["plain.tar"],
+            "/unpacked/plain/",
+            None,
+            true,
+        );
+        let dest = planned(&plan, "unpacked/plain");
+        assert_eq!((dest.mode, dest.uid, dest.gid), (0o755, 1000, 1000));
+        let member = planned(&plan, "unpacked/plain/q.txt");
+        assert_eq!((member.mode, member.uid, member.gid), (0o640, 1000, 1000));
     }
 
     #[test]
