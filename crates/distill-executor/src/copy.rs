@@ -9,6 +9,9 @@
 //! wildcards (Go's `filepath.Match`, per component) may match nothing; symlinks inside a
 //! copied tree are kept as symlinks, a source path that is itself a symlink is followed
 //! inside the view; missing parents are created (mode 0755, owned by `--chown`'s ids).
+//! Files of one source sharing an inode stay one hardlink group (the first path in walk order
+//! holds the data, the others link to it), as fsutil's copier keeps them; sources are copied
+//! one by one, so files of different sources never become links.
 //!
 //! The destination directory a directory source's contents go into is, when it does not
 //! exist yet, created as a parent is (0755, `--chown`'s ids, the build's time): it never
@@ -56,6 +59,8 @@ pub struct Planned {
 #[derive(Debug, Default)]
 pub struct CopyPlan {
     pub entries: BTreeMap<Vec<Vec<u8>>, Planned>,
+    /// Planned files whose source has other links: (source number, device, inode).
+    inodes: BTreeMap<Vec<Vec<u8>>, (usize, u64, u64)>,
 }
 
 /// A file whose content is at hand: a heredoc source (mode 0644) or an `ADD` download
@@ -461,6 +466,7 @@ impl CopyRequest<'_> {
         dir: &Found,
         target: &[OsString],
         base: usize,
+        source_number: usize,
     ) -> Result<(), String> {
         for child in self.source.list(dir).map_err(|e| e.to_string())? {
             let Some(name) = child.path.last().cloned() else {
@@ -491,14 +497,14 @@ impl CopyRequest<'_> {
                     plan.insert(&child_target, header, Data::None);
                 }
                 if ignore_allows && exclude_allows {
-                    self.add_tree(plan, &child, &child_target, base)?;
+                    self.add_tree(plan, &child, &child_target, base, source_number)?;
                 }
                 continue;
             }
             if excluded {
                 continue;
             }
-            self.add_leaf(plan, &child, kind, &child_target)?;
+            self.add_leaf(plan, &child, kind, &child_target, source_number)?;
         }
         Ok(())
     }
@@ -509,11 +515,18 @@ impl CopyRequest<'_> {
         found: &Found,
         kind: EntryKind,
         target: &[OsString],
+        source_number: usize,
     ) -> Result<(), String> {
         let mut header = self.header_for(&found.meta, kind, target);
         let data = match kind {
             EntryKind::File => {
                 header.size = found.meta.len();
+                if found.meta.nlink() > 1 {
+                    let inode = (source_number, found.meta.dev(), found.meta.ino());
+                    plan.insert(target, header, Data::Host(found.host.clone()));
+                    plan.inodes.insert(key_of(target), inode);
+                    return Ok(());
+                }
                 Data::Host(found.host.clone())
             }
             EntryKind::Symlink => {
@@ -570,7 +583,7 @@ impl CopyRequest<'_> {
                     .to_string(),
             );
         }
-        for source in self.sources {
+        for (source_number, source) in self.sources.iter().enumerate() {
             let matches = self.matches(source)?;
             if matches.len() > 1 && !dest_is_dir {
                 return Err(format!(
@@ -596,7 +609,7 @@ impl CopyRequest<'_> {
                         let header = self.created_dir(&dest);
                         plan.insert(&dest, header, Data::None);
                     }
-                    self.add_tree(&mut plan, &found, &dest, found.path.len())?;
+                    self.add_tree(&mut plan, &found, &dest, found.path.len(), source_number)?;
                     continue;
                 }
                 if self.unpack_archives && kind == EntryKind::File {
@@ -615,7 +628,7 @@ impl CopyRequest<'_> {
                     let name = found.path.last().cloned().unwrap_or_default();
                     target.push(name);
                 }
-                self.add_leaf(&mut plan, &found, kind, &target)?;
+                self.add_leaf(&mut plan, &found, kind, &target, source_number)?;
             }
         }
         for file in self.inline {
@@ -638,6 +651,7 @@ impl CopyRequest<'_> {
             header.size = content.len() as u64;
             plan.insert(&target, header, Data::Bytes(content.clone()));
         }
+        plan.link_shared_inodes();
         self.finish_parents(&mut plan)?;
         Ok(plan)
     }
@@ -799,6 +813,7 @@ impl CopyRequest<'_> {
 impl CopyPlan {
     fn insert(&mut self, path: &[OsString], header: EntryHeader, data: Data) {
         let key = key_of(path);
+        self.inodes.remove(&key);
         // A later source replaces an earlier one, except that a directory stays a directory
         // when another source's contents land in it.
         if header.kind == EntryKind::Dir {
@@ -822,6 +837,31 @@ impl CopyPlan {
             }
         }
         self.entries.insert(key, Planned { header, data });
+    }
+
+    /// Turns the second and later paths (in walk order) of each source inode into hardlinks
+    /// to the first, as the tar of Docker's layer records them.
+    fn link_shared_inodes(&mut self) {
+        let mut first_paths: BTreeMap<(usize, u64, u64), Vec<u8>> = BTreeMap::new();
+        for (key, inode) in &self.inodes {
+            let Some(planned) = self.entries.get_mut(key) else {
+                continue;
+            };
+            if planned.header.kind != EntryKind::File {
+                continue;
+            }
+            match first_paths.get(inode) {
+                Some(first) => {
+                    planned.header.kind = EntryKind::Hardlink;
+                    planned.header.link_target = first.clone();
+                    planned.header.size = 0;
+                    planned.data = Data::None;
+                }
+                None => {
+                    first_paths.insert(*inode, planned.header.path.clone());
+                }
+            }
+        }
     }
 
     /// Writes every entry to `writer`, in order.
@@ -929,6 +969,33 @@ mod tests {
     fn planned<'a>(plan: &'a CopyPlan, path: &str) -> &'a EntryHeader {
         let key: Vec<Vec<u8>> = path.split('/').map(|p| p.as_bytes().to_vec()).collect();
         &plan.entries.get(&key).expect(path).header
+    }
+
+    #[test]
+    fn files_sharing_an_inode_stay_one_hardlink_group() {
+        let context = tempfile::tempdir().expect("a context");
+        let links = context.path().join("links");
+        fs::create_dir(&links).expect("links/");
+        fs::write(links.join("one"), "shared\n").expect("links/one");
+        fs::hard_link(links.join("one"), links.join("two")).expect("links/two");
+        fs::hard_link(links.join("one"), links.join("three")).expect("links/three");
+        fs::write(context.path().join("alone"), "x").expect("alone");
+        fs::hard_link(context.path().join("alone"), context.path().join("other")).expect("other");
+
+        let plan = plan_copy(context.path(), &["links"], "/links/", None, false);
+        let one = planned(&plan, "links/one");
+        assert_eq!((one.kind, one.size), (EntryKind::File, 7));
+        for later in ["links/three", "links/two"] {
+            let header = planned(&plan, later);
+            assert_eq!(header.kind, EntryKind::Hardlink, "{later}");
+            assert_eq!(header.link_target, b"links/one", "{later}");
+            assert_eq!(header.size, 0);
+        }
+
+        // Different sources are copied one by one: never linked to each other.
+        let plan = plan_copy(context.path(), &["alone", "other"], "/d/", None, false);
+        assert_eq!(planned(&plan, "d/alone").kind, EntryKind::File);
+        assert_eq!(planned(&plan, "d/other").kind, EntryKind::File);
     }
 
     #[test]
