@@ -238,12 +238,13 @@ fn run_container(args: RunArgs, global: &Global) -> Result<ExitStatus, Failure> 
                 .into());
         }
     };
-    removed.with_context(|| {
-        format!(
-            "cannot remove the container's directory {}",
+    // The command has run: its status is what the caller asked for, whatever happens here.
+    if let Err(error) = removed {
+        eprintln!(
+            "warning: cannot remove the container's directory {} (distill prune will): {error}",
             container_dir.display()
-        )
-    })?;
+        );
+    }
     Ok(status)
 }
 
