@@ -55,11 +55,49 @@ enum Command {
     Debug(cmd::debug::DebugCommand),
 }
 
+impl Command {
+    /// Whether the command reads or writes the store (and so its snapshots, whose files
+    /// belong to the ids of the images' users).
+    fn uses_store(&self) -> bool {
+        !matches!(self, Command::Plan(_) | Command::Debug(_))
+    }
+}
+
+/// Rootless: moves the whole program into one user namespace with the user's subordinate
+/// ids (see `distill_sandbox::enter_user_namespace`), so snapshots and RUN diffs hold the
+/// files' in-container owners (0:0, 1000:1000...) and the store's files stay removable by the
+/// program. Without subordinate ranges nothing changes and each RUN gets the single-id
+/// mapping (only root exists inside). Must run before any thread is started.
+fn enter_user_namespace(global: &Global) {
+    let reexecuted = std::env::var_os(distill_sandbox::USERNS_ENV).is_some();
+    if !reexecuted {
+        // The re-executed program is root in its namespace: it must keep the user's store,
+        // not pick root's default.
+        std::env::set_var("DISTILL_ROOT", &global.root);
+    }
+    match distill_sandbox::enter_user_namespace() {
+        Ok(_) => {}
+        // Half inside a namespace without id maps nothing would work: stop.
+        Err(error) if reexecuted => {
+            eprintln!("error: entering the rootless user namespace: {error}");
+            std::process::exit(1);
+        }
+        Err(error) => {
+            if global.debug {
+                eprintln!("debug: staying outside a user namespace: {error}");
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // The sandbox's init is this binary re-executed: it must take over before anything else.
     distill_sandbox::init_if_requested();
     let cli = Cli::parse();
     let global = Global::new(cli.root, cli.debug);
+    if cli.command.uses_store() {
+        enter_user_namespace(&global);
+    }
     let result = match cli.command {
         Command::Build(args) => cmd::build::run(args, &global),
         Command::Run(args) => cmd::run::run(args, &global),

@@ -21,14 +21,14 @@ use std::time::Duration;
 use distill_context::Matcher;
 use distill_frontend::Source;
 use distill_image::{media_type, Digest, HealthConfig, History, ImageConfig, RuntimeConfig};
-use distill_layer::{Compression, ExtractOptions, LayerWriter, TreeOptions};
+use distill_layer::{Compression, ExtractOptions, LayerWriter, Owners, TreeOptions};
 use distill_plan::{
     exposed_ports, parse_chmod, Base, Chmod, Command, CommandLine, Healthcheck, Input, Instruction,
     MountType, Network, Plan, Stage, Vars,
 };
 use distill_sandbox::{
-    ExitStatus, LastLines, Mount, MountKind, NetworkMode, OutputSink, Sandbox, SandboxSpec,
-    Snapshotter, Stdio, Stream,
+    ExitStatus, IdMapping, LastLines, Mount, MountKind, NetworkMode, OutputSink, Sandbox,
+    SandboxSpec, Snapshotter, Stdio, Stream,
 };
 use distill_solver::{run_graph, CacheKey, GraphError, KeyBuilder, LogStream, StepCache};
 use distill_store::Store;
@@ -1398,6 +1398,15 @@ impl<'a> Engine<'a> {
             .commit()
             .or_build(|| "collecting the RUN step's changes")?;
         let mut options = TreeOptions::new().overlay_upper(true);
+        // Rootless without subordinate ids: the diff's files belong to the caller on the host
+        // and were root's in the sandbox; with subordinate ids the whole program runs in the
+        // user namespace (`enter_user_namespace`) and the files hold their real owners.
+        if let IdMapping::Single { uid, gid } = sandbox.ids() {
+            options = options.owners(Owners::SingleId {
+                uid: *uid,
+                gid: *gid,
+            });
+        }
         if let Some(epoch) = self.options.source_date_epoch {
             options = options.clamp_mtime(epoch);
         }

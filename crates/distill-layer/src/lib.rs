@@ -53,4 +53,4 @@ pub use extract::{extract, ExtractOptions, ExtractReport, OverlayXattrs, Whiteou
 pub use layer::{write_layer, LayerDescriptor, LayerWriter};
 pub use read::{Detected, LayerReader, ReadDigests};
 pub use tar::{Entry, EntryData, EntryHeader, EntryKind, TarReader, TarWriter};
-pub use tree::{write_tree, Timestamps, TreeOptions, Xattrs};
+pub use tree::{write_tree, Owners, Timestamps, TreeOptions, Xattrs};

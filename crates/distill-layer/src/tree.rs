@@ -79,13 +79,44 @@ impl Xattrs {
     }
 }
 
+/// Which owners the entries get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Owners {
+    /// The files' own uid and gid.
+    #[default]
+    Keep,
+    /// The tree was written in a user namespace where only the host's `uid` and `gid` were
+    /// mapped, to 0: entries get the owners the files had in there (those ids become 0, any
+    /// other id the kernel's overflow id 65534, `nobody`).
+    SingleId { uid: u32, gid: u32 },
+}
+
+/// The overflow id a user namespace shows for ids it does not map.
+const OVERFLOW_ID: u32 = 65534;
+
+impl Owners {
+    fn apply(self, uid: u32, gid: u32) -> (u32, u32) {
+        match self {
+            Owners::Keep => (uid, gid),
+            Owners::SingleId {
+                uid: host_uid,
+                gid: host_gid,
+            } => (
+                if uid == host_uid { 0 } else { OVERFLOW_ID },
+                if gid == host_gid { 0 } else { OVERFLOW_ID },
+            ),
+        }
+    }
+}
+
 /// How [`write_tree`] turns a directory into entries. Defaults: keep mtimes, all xattrs, no
-/// overlay conversion.
+/// overlay conversion, the files' own owners.
 #[derive(Clone, Debug, Default)]
 pub struct TreeOptions {
     pub timestamps: Timestamps,
     pub xattrs: Xattrs,
     pub overlay_upper: bool,
+    pub owners: Owners,
 }
 
 impl TreeOptions {
@@ -106,6 +137,11 @@ impl TreeOptions {
 
     pub fn xattrs(mut self, xattrs: Xattrs) -> TreeOptions {
         self.xattrs = xattrs;
+        self
+    }
+
+    pub fn owners(mut self, owners: Owners) -> TreeOptions {
+        self.owners = owners;
         self
     }
 
@@ -165,8 +201,9 @@ pub fn write_tree<W: Write>(
 
         let mut header = EntryHeader::new(relative, EntryKind::File);
         header.mode = metadata.mode() & 0o7777;
-        header.uid = u64::from(metadata.uid());
-        header.gid = u64::from(metadata.gid());
+        let (uid, gid) = options.owners.apply(metadata.uid(), metadata.gid());
+        header.uid = u64::from(uid);
+        header.gid = u64::from(gid);
         header.mtime = options.timestamps.apply(metadata.mtime());
 
         if options.overlay_upper && file_type.is_char_device() && metadata.rdev() == 0 {
@@ -308,4 +345,21 @@ fn whiteout_path(path: &[u8]) -> Vec<u8> {
 /// `dir/.wh..wh..opq`: the OCI marker that hides everything lower layers had in `dir`.
 fn opaque_marker_path(dir: &[u8]) -> Vec<u8> {
     [dir, b"/.wh..wh..opq"].concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_id_owners_are_what_the_namespace_showed() {
+        let owners = Owners::SingleId {
+            uid: 1001,
+            gid: 1002,
+        };
+        assert_eq!(owners.apply(1001, 1002), (0, 0));
+        assert_eq!(owners.apply(1001, 1001), (0, OVERFLOW_ID));
+        assert_eq!(owners.apply(0, 1002), (OVERFLOW_ID, 0));
+        assert_eq!(Owners::Keep.apply(1001, 7), (1001, 7));
+    }
 }
