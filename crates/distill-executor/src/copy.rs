@@ -554,21 +554,12 @@ impl CopyRequest<'_> {
             let is_dir = found.meta.is_dir();
             return Ok((found.path, is_dir || dir_form, true));
         }
-        // Resolve the parent through symlinks so files land where the stage will see them.
-        let mut parts = components(Path::new(&dest));
-        let last = parts.pop();
-        let parent: PathBuf = std::iter::once(OsString::from("/"))
-            .chain(parts.iter().cloned())
-            .collect();
-        let mut path = match self
+        // Resolve every symlink on the way, a dangling one's target too, so files land where
+        // the stage will see them.
+        let path = self
             .dest_view
-            .resolve(&parent, true)
-            .map_err(|e| format!("{dest}: {e}"))?
-        {
-            Some(found) if found.meta.is_dir() => found.path,
-            _ => parts.into_iter().filter(|p| p != "..").collect(),
-        };
-        path.extend(last);
+            .resolve_for_create(Path::new(&dest))
+            .map_err(|e| format!("{dest}: {e}"))?;
         Ok((path, dir_form, false))
     }
 

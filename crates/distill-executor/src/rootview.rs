@@ -190,6 +190,55 @@ impl RootView {
         Ok(stack.pop())
     }
 
+    /// Where `path` is, or would be once created: every symlink met is followed inside the
+    /// view, the last component's too, and from the first component that does not exist
+    /// (including a dangling link's target) the rest is taken as written (`..` removing the
+    /// component before it), as continuity's `RootPath` resolves BuildKit's destinations.
+    pub fn resolve_for_create(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        let mut pending: Vec<OsString> = components(path);
+        pending.reverse();
+        let mut stack: Vec<Found> = vec![self.root()?];
+        let mut missing: Vec<OsString> = Vec::new();
+        let mut links = 0;
+        while let Some(name) = pending.pop() {
+            if name == ".." {
+                if missing.pop().is_none() && stack.len() > 1 {
+                    stack.pop();
+                }
+                continue;
+            }
+            let found = match stack.last() {
+                Some(dir) if missing.is_empty() && dir.meta.is_dir() => self.child(dir, &name),
+                _ => None,
+            };
+            let Some(found) = found else {
+                missing.push(name);
+                continue;
+            };
+            if found.meta.file_type().is_symlink() {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(io::Error::other(format!(
+                        "too many levels of symbolic links at {}",
+                        found.display()
+                    )));
+                }
+                let target = fs::read_link(&found.host)?;
+                let mut target_parts = components(&target);
+                target_parts.reverse();
+                if target.is_absolute() {
+                    stack.truncate(1);
+                }
+                pending.extend(target_parts);
+                continue;
+            }
+            stack.push(found);
+        }
+        let mut resolved = stack.pop().map(|found| found.path).unwrap_or_default();
+        resolved.extend(missing);
+        Ok(resolved)
+    }
+
     /// The entries of the directory `dir`, sorted by name.
     pub fn list(&self, dir: &Found) -> io::Result<Vec<Found>> {
         let mut names: Vec<OsString> = Vec::new();
@@ -269,6 +318,30 @@ mod tests {
         assert!(view.resolve(Path::new("/nope/x"), true).unwrap().is_none());
         let link = view.resolve(Path::new("/link"), false).unwrap().unwrap();
         assert!(link.meta.file_type().is_symlink());
+    }
+
+    #[test]
+    fn paths_to_create_follow_links_even_dangling_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("real/dir")).unwrap();
+        symlink("real/dir", dir.path().join("rel-link")).unwrap();
+        symlink("/real/dir", dir.path().join("abs-link")).unwrap();
+        symlink("/made-later", dir.path().join("dangling")).unwrap();
+        let view = RootView::of_dir(dir.path());
+        let resolved = |path: &str| -> String {
+            let parts = view.resolve_for_create(Path::new(path)).unwrap();
+            let parts: Vec<String> = parts
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            parts.join("/")
+        };
+        assert_eq!(resolved("/rel-link/work"), "real/dir/work");
+        assert_eq!(resolved("/abs-link/a/b"), "real/dir/a/b");
+        assert_eq!(resolved("/dangling"), "made-later");
+        assert_eq!(resolved("/dangling/x/../y"), "made-later/y");
+        assert_eq!(resolved("/real/dir"), "real/dir");
+        assert_eq!(resolved("/../new"), "new");
     }
 
     /// Whiteouts (0/0 character devices) and opaque directories need root to create.
