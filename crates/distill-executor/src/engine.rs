@@ -10,7 +10,6 @@
 //! and a changed build arg misses from the first RUN whose environment holds it.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -647,29 +646,13 @@ impl<'a> Engine<'a> {
             unpack_archives: false,
         };
         let mut plan = crate::copy::CopyPlan::default();
-        // The directory itself (existing metadata kept), then its parents.
+        // An existing directory is left as it is: BuildKit's mkdir changes nothing and the
+        // layer is empty. A new one is made with its missing parents.
         let existing = view
             .resolve(Path::new(workdir), true)
             .or_build(|| workdir.to_string())?;
-        let mut header = distill_layer::EntryHeader::new(
-            workdir.trim_start_matches('/').as_bytes().to_vec(),
-            distill_layer::EntryKind::Dir,
-        );
         match existing {
-            Some(found) if found.meta.is_dir() => {
-                use std::os::unix::fs::{MetadataExt, PermissionsExt};
-                header.path = found
-                    .path
-                    .iter()
-                    .map(|p| p.to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/")
-                    .into_bytes();
-                header.mode = found.meta.permissions().mode() & 0o7777;
-                header.uid = u64::from(found.meta.uid());
-                header.gid = u64::from(found.meta.gid());
-                header.mtime = found.meta.mtime();
-            }
+            Some(found) if found.meta.is_dir() => {}
             Some(found) => {
                 vertex.failed("not a directory");
                 return Err(BuildError::message(format!(
@@ -678,30 +661,36 @@ impl<'a> Engine<'a> {
                 )));
             }
             None => {
+                // Through symlinks, as the sandbox's chdir will go.
+                let parts = view
+                    .resolve_for_create(Path::new(workdir))
+                    .or_build(|| workdir.to_string())?;
+                let path: Vec<u8> = parts
+                    .iter()
+                    .map(|p| p.as_encoded_bytes())
+                    .collect::<Vec<_>>()
+                    .join(&b'/');
+                let mut header =
+                    distill_layer::EntryHeader::new(path, distill_layer::EntryKind::Dir);
                 header.mode = 0o755;
                 header.uid = u64::from(ids.uid);
                 header.gid = u64::from(ids.gid);
-                header.mtime = self.now;
+                header.mtime = self.options.source_date_epoch.unwrap_or(self.now);
+                plan.entries.insert(
+                    parts
+                        .iter()
+                        .map(|p| p.as_encoded_bytes().to_vec())
+                        .collect(),
+                    crate::copy::Planned {
+                        header,
+                        data: crate::copy::Data::None,
+                    },
+                );
+                request
+                    .finish_parents(&mut plan)
+                    .map_err(BuildError::message)?;
             }
         }
-        let parts: Vec<OsString> = String::from_utf8_lossy(&header.path)
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .map(OsString::from)
-            .collect();
-        plan.entries.insert(
-            parts
-                .iter()
-                .map(|p| p.as_encoded_bytes().to_vec())
-                .collect(),
-            crate::copy::Planned {
-                header,
-                data: crate::copy::Data::None,
-            },
-        );
-        request
-            .finish_parents(&mut plan)
-            .map_err(BuildError::message)?;
         let layer = self.write_layer(|writer| plan.write(writer).map_err(BuildError::message))?;
         self.record(&key, &layer);
         state.layers.push(layer);
