@@ -436,7 +436,9 @@ fn copying_a_directory_keeps_an_existing_destinations_metadata() {
     let out = world.export_local(&[]);
     let mode = |p: &str| fs::metadata(out.join(p)).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode("app"), 0o755);
-    assert_eq!(mode("new"), 0o700);
+    // A destination the copy creates is made like a parent (docker.io 20.10's BuildKit),
+    // never with the source directory's mode.
+    assert_eq!(mode("new"), 0o755);
     assert_eq!(read(&out.join("app/f")), "f");
 }
 
