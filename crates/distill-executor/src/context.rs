@@ -122,7 +122,7 @@ fn encode<'a>(entries: impl Iterator<Item = (&'a PathBuf, &'a Remembered)>) -> V
 
 /// The entries of a cache file; `None` if it is not one or is cut short.
 fn decode(bytes: &[u8]) -> Option<Entries> {
-    fn take<'b, const N: usize>(rest: &mut &'b [u8]) -> Option<[u8; N]> {
+    fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
         let (head, tail) = rest.split_first_chunk::<N>()?;
         *rest = tail;
         Some(*head)
@@ -384,7 +384,7 @@ mod tests {
         fs::write(&inside, "a").unwrap();
         assert_eq!(
             reloaded.hashes(std::slice::from_ref(&inside)).unwrap(),
-            [first[0].clone()]
+            [first[0]]
         );
         reloaded.save(&store);
         let mut last = ContextHashes::load(&store, &context);
