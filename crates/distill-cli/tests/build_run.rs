@@ -25,7 +25,7 @@ fn run_steps_see_env_args_user_workdir_and_mounts() {
          RUN echo \"$V $E\" > /vars && id -u > /root-id\n\
          USER app\n\
          WORKDIR /home/app/w\n\
-         RUN [\"/bin/sh\", \"-c\", \"id -u > mine && pwd >> mine\"]\n\
+         RUN [\"/bin/sh\", \"-c\", \"id -u > mine && pwd >> mine && echo $HOME >> mine\"]\n\
          USER root\n\
          RUN --mount=type=cache,target=/cache echo x >> /cache/log && cat /cache/log | wc -l > /count\n\
          RUN --mount=type=secret,id=token cat /run/secrets/token > /seen\n\
@@ -35,7 +35,11 @@ fn run_steps_see_env_args_user_workdir_and_mounts() {
     let out = world.export_local(&["-t", "run:1", "--secret", &secret]);
     assert_eq!(read(&out.join("vars")), "one env\n");
     assert_eq!(read(&out.join("root-id")), "0\n");
-    assert_eq!(read(&out.join("home/app/w/mine")), "1000\n/home/app/w\n");
+    // HOME comes from the user's passwd entry, as runc sets it.
+    assert_eq!(
+        read(&out.join("home/app/w/mine")),
+        "1000\n/home/app/w\n/home/app\n"
+    );
     assert_eq!(read(&out.join("seen")), "s3cret");
     assert_eq!(read(&out.join("listed")), "gone\n");
     assert!(!out.join("scratch/gone").exists());

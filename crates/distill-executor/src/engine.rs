@@ -1323,6 +1323,14 @@ impl<'a> Engine<'a> {
         } else {
             Vec::new()
         };
+        // runc gives the process the user's home when the environment sets none; tools such as
+        // `go build` and pip need it.
+        if !env
+            .iter()
+            .any(|entry| entry.split('=').next() == Some("HOME"))
+        {
+            env.push(format!("HOME={}", users::home(view, user)));
+        }
         env.extend(secret_env);
         let view_dir = scratch_dir.join("view");
         fs::create_dir_all(scratch_dir).or_build(|| "preparing the RUN step")?;

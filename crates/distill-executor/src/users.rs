@@ -109,9 +109,54 @@ pub fn supplementary_groups(view: &RootView, user: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The home directory a RUN step gets as `HOME` when its environment has none, as runc sets it:
+/// the home field of the passwd entry of `user` (by name, or by uid when `user` is a number;
+/// root when `user` is empty), else `/`.
+pub fn home(view: &RootView, user: &str) -> String {
+    let name = user.split(':').next().unwrap_or("");
+    let name = if name.is_empty() { "0" } else { name };
+    let uid = name.parse::<u32>().ok();
+    let Ok(Some(file)) = view.read(Path::new("/etc/passwd")) else {
+        return "/".to_string();
+    };
+    String::from_utf8_lossy(&file)
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            if fields.len() < 6 {
+                return None;
+            }
+            let matches = match uid {
+                Some(uid) => fields[2].trim().parse::<u32>().ok() == Some(uid),
+                None => fields[0] == name,
+            };
+            (matches && !fields[5].is_empty()).then(|| fields[5].to_string())
+        })
+        .unwrap_or_else(|| "/".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn home_comes_from_passwd_as_runc_sets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        let view = RootView::of_dir(dir.path());
+        assert_eq!(home(&view, ""), "/root");
+        assert_eq!(home(&view, "app"), "/home/app");
+        assert_eq!(home(&view, "1000:50"), "/home/app");
+        assert_eq!(home(&view, "4242"), "/");
+        assert_eq!(home(&view, "nobody"), "/");
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(home(&RootView::of_dir(empty.path()), ""), "/");
+    }
 
     #[test]
     fn names_and_numbers() {
