@@ -17,7 +17,7 @@
 //! of the store.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -324,41 +324,22 @@ fn environment(
 }
 
 /// Ids, supplementary groups and home directory of `user` (`name|uid[:group|gid]`, empty for
-/// root) in the image.
+/// root) in the image, resolved as a RUN step resolves them.
 fn resolve_user(view: &RootView, user: &str) -> Result<(u32, u32, Vec<u32>, String), Failure> {
-    let passwd = view.read(Path::new("/etc/passwd")).ok().flatten();
-    let (name, _group) = user.split_once(':').unwrap_or((user, ""));
-    let home_of = |matches: &dyn Fn(&[&str]) -> bool| {
-        passwd.as_deref().and_then(|file| {
-            String::from_utf8_lossy(file).lines().find_map(|line| {
-                let fields: Vec<&str> = line.split(':').collect();
-                (fields.len() >= 6 && matches(&fields)).then(|| fields[5].to_string())
-            })
-        })
-    };
+    let home = users::home(view, user);
     if user.is_empty() {
-        let home = home_of(&|fields| fields[2] == "0").unwrap_or_else(|| "/root".to_string());
         return Ok((0, 0, Vec::new(), home));
     }
     let ids = users::resolve(view, user, false).map_err(|message| Failure {
         code: EXIT_DISTILL_FAILED,
         error: anyhow::anyhow!("user {user:?}: {message}"),
     })?;
-    let by_name = name.parse::<u32>().is_err();
-    let additional = if by_name {
+    let name = user.split(':').next().unwrap_or(user);
+    let additional = if name.parse::<u32>().is_err() {
         users::supplementary_groups(view, name)
     } else {
         Vec::new()
     };
-    let uid_text = ids.uid.to_string();
-    let home = home_of(&|fields| {
-        if by_name {
-            fields[0] == name
-        } else {
-            fields[2] == uid_text
-        }
-    })
-    .unwrap_or_else(|| "/".to_string());
     Ok((ids.uid, ids.gid, additional, home))
 }
 
