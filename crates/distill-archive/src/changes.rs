@@ -268,17 +268,7 @@ fn join_workdir(base: &str, dir: &str) -> String {
     } else {
         format!("{base}/{dir}")
     };
-    let mut parts: Vec<&str> = Vec::new();
-    for part in joined.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    distill_golang::path::clean(&format!("/{joined}"))
 }
 
 /// What BuildKit stores for `ONBUILD X`: the original text after the ONBUILD keyword.

@@ -124,20 +124,8 @@ pub fn dest_path(workdir: &str, dest: &str) -> String {
     clean
 }
 
-/// Go's `path.Clean` of an absolute path.
-pub fn clean_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
+/// Go's `path.Clean`, as BuildKit cleans image paths.
+pub use distill_golang::path::clean as clean_path;
 
 /// Whether a source has Go `filepath.Match` wildcards (`\` escapes).
 pub fn has_wildcards(text: &str) -> bool {

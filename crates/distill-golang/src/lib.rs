@@ -7,7 +7,7 @@
 //! nearest helpers answer slightly different questions (`char::is_alphabetic` is the
 //! `Alphabetic` property, `str::to_lowercase` the full case mapping, `{:?}` escapes differently),
 //! so each such Go function is written here once, in a module named after its Go package:
-//! [`strconv`], [`unicode`], [`strings`], [`time`] and [`fmt`]. Every function names the Go
+//! [`strconv`], [`unicode`], [`strings`], [`time`], [`fmt`] and [`path`]. Every function names the Go
 //! function it reproduces.
 //!
 //! Go strings are bytes and may hold bytes that are not UTF-8; [`rawbytes`] carries those in a
@@ -18,6 +18,7 @@
 //! Unicode 15.0 tables, as Go 1.21 onwards) or is not here. It never panics on any input.
 
 pub mod fmt;
+pub mod path;
 pub mod rawbytes;
 pub mod strconv;
 pub mod strings;
