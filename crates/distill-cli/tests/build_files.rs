@@ -479,3 +479,39 @@ fn a_stage_rebuilt_with_the_same_output_keeps_later_copies_cached() {
         again.stderr
     );
 }
+
+#[test]
+fn a_fully_cached_rebuild_keeps_the_image_id() {
+    let world = World::new();
+    world.write("a.txt", "a");
+    world.write("b.txt", "b");
+    world.dockerfile(
+        "FROM scratch\nENV K=v\nCOPY a.txt /a\nLABEL step=two\nCOPY b.txt /b\nWORKDIR /w\nCMD [\"/a\"]\n",
+    );
+    let iid = world.path("iid");
+    let build = || {
+        let run = world.build(&["-t", "stable:1", "--iidfile", iid.to_str().unwrap()]);
+        (read(&iid), run)
+    };
+    let (first, _) = build();
+    // Times are kept in seconds: a later second shows whether the rebuild took "now".
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (second, run) = build();
+    assert_eq!(built_steps(&run.stderr).len(), 0, "{}", run.stderr);
+    assert_eq!(first, second);
+
+    // Metadata steps take their neighbours' time, the image its last step's.
+    let config = world.config("stable:1");
+    let times: Vec<String> = config
+        .history
+        .iter()
+        .map(|h| h.created.clone().expect("every history entry is dated"))
+        .collect();
+    assert_eq!(times.len(), 6);
+    assert_eq!(config.created.as_deref(), times.last().map(String::as_str));
+
+    world.write("b.txt", "B");
+    let (changed, run) = build();
+    assert_eq!(built_steps(&run.stderr).len(), 2, "{}", run.stderr);
+    assert_ne!(changed, first);
+}

@@ -54,14 +54,20 @@ pub struct StageOutput {
     pub key: CacheKey,
     /// ARGs declared so far (with their values), for RUN's history.
     pub args: Vec<(String, Option<String>)>,
-    /// History entries this build added (their `created` is set at export).
+    /// History entries this build added (SOURCE_DATE_EPOCH redates them at export).
     pub new_history: usize,
+    /// When the last layer was first built (seconds since the epoch): a cached step keeps
+    /// the time of its cache record, as BuildKit's does, so a cached rebuild is identical.
+    pub layer_created: i64,
 }
 
 /// What the step cache records for a key.
 #[derive(Serialize, Deserialize)]
 struct StepRecord {
     layer: LayerRef,
+    /// Seconds since the epoch the step was built (absent in records of older versions).
+    #[serde(default)]
+    created: Option<i64>,
 }
 
 /// Shared by every stage of one build.
@@ -292,6 +298,7 @@ impl<'a> Engine<'a> {
                 .finish(),
             args: Vec::new(),
             new_history: 0,
+            layer_created: self.now,
         }
     }
 
@@ -326,6 +333,7 @@ impl<'a> Engine<'a> {
                 .finish(),
             args: Vec::new(),
             new_history: 0,
+            layer_created: self.now,
         })
     }
 
@@ -347,7 +355,8 @@ impl<'a> Engine<'a> {
             .get_or_insert_with(RuntimeConfig::default);
         let history = |state: &mut StageOutput, created_by: String, layer: bool| {
             state.config.history.push(History {
-                created: None,
+                // Metadata steps are dated at export, from their neighbours.
+                created: layer.then(|| crate::export::rfc3339(state.layer_created)),
                 created_by: Some(created_by),
                 author: None,
                 comment: Some(HISTORY_COMMENT.to_string()),
@@ -557,18 +566,38 @@ impl<'a> Engine<'a> {
             return false;
         }
         self.options.progress.cached(label);
+        let created = match record.created {
+            Some(created) => created,
+            None => {
+                // Dated now, once, so the rebuilds after this one keep the same time.
+                let _ = self.cache.put(
+                    key,
+                    &StepRecord {
+                        layer: record.layer.clone(),
+                        created: Some(self.now),
+                    },
+                );
+                self.now
+            }
+        };
         state.layers.push(record.layer);
         state.key = *key;
+        state.layer_created = created;
         true
     }
 
-    fn record(&self, key: &CacheKey, layer: &LayerRef) {
+    /// Remembers a step just built under `key` and adds its layer to `state`.
+    fn record(&self, key: &CacheKey, layer: LayerRef, state: &mut StageOutput) {
         let _ = self.cache.put(
             key,
             &StepRecord {
                 layer: layer.clone(),
+                created: Some(self.now),
             },
         );
+        state.layers.push(layer);
+        state.key = *key;
+        state.layer_created = self.now;
     }
 
     /// The view of a stage's file system (its snapshots, extracted as needed).
@@ -692,9 +721,7 @@ impl<'a> Engine<'a> {
             }
         }
         let layer = self.write_layer(|writer| plan.write(writer).map_err(BuildError::message))?;
-        self.record(&key, &layer);
-        state.layers.push(layer);
-        state.key = key;
+        self.record(&key, layer, state);
         vertex.done();
         Ok(())
     }
@@ -935,9 +962,7 @@ impl<'a> Engine<'a> {
         let result = self.write_layer(|writer| plan.write(writer).map_err(BuildError::message));
         match result {
             Ok(layer) => {
-                self.record(&key, &layer);
-                state.layers.push(layer);
-                state.key = key;
+                self.record(&key, layer, state);
                 vertex.done();
                 Ok(created_by)
             }
@@ -1272,9 +1297,7 @@ impl<'a> Engine<'a> {
         drop(cleanup);
         match result {
             Ok(layer) => {
-                self.record(&key, &layer);
-                state.layers.push(layer);
-                state.key = key;
+                self.record(&key, layer, state);
                 vertex.done();
                 Ok(created_by)
             }
@@ -1293,6 +1316,7 @@ impl<'a> Engine<'a> {
             key: CacheKey::root("scratch"),
             args: Vec::new(),
             new_history: 0,
+            layer_created: self.now,
         }
     }
 

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use distill_archive::save::{save, Format, SaveImage};
 use distill_image::{
-    media_type, Descriptor, Digest, ImageConfig, ImageManifest, Platform, Reference, RuntimeConfig,
+    media_type, Descriptor, Digest, History, ImageConfig, ImageManifest, Platform, Reference,
+    RuntimeConfig,
 };
 use distill_layer::{Compression, ExtractOptions, LayerWriter, TreeOptions};
 use distill_plan::Plan;
@@ -49,7 +50,7 @@ pub enum Output {
     Local { dest: PathBuf },
 }
 
-fn rfc3339(seconds: i64) -> String {
+pub(crate) fn rfc3339(seconds: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(seconds)
         .ok()
         .and_then(|t| {
@@ -57,6 +58,25 @@ fn rfc3339(seconds: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
+}
+
+/// Gives history entries without a time (metadata steps) the time of a neighbour, as
+/// BuildKit's exporter does: the entries of the first gap take the next dated entry's
+/// time, those of later gaps the previous dated entry's. Nothing dated, nothing changes.
+fn date_metadata_steps(history: &mut [History]) {
+    let Some(first_gap) = history.iter().position(|h| h.created.is_none()) else {
+        return;
+    };
+    let mut known = history[first_gap..]
+        .iter()
+        .find_map(|h| h.created.clone())
+        .or_else(|| history[..first_gap].last().and_then(|h| h.created.clone()));
+    for entry in &mut history[first_gap..] {
+        match &entry.created {
+            Some(created) => known = Some(created.clone()),
+            None => entry.created = known.clone(),
+        }
+    }
 }
 
 pub(crate) fn assemble(
@@ -72,19 +92,22 @@ pub(crate) fn assemble(
         new_history,
         ..
     } = output;
+    if let Some(epoch) = options.source_date_epoch {
+        let first_new = config.history.len().saturating_sub(new_history);
+        for entry in config.history.iter_mut().skip(first_new) {
+            entry.created = Some(rfc3339(epoch));
+        }
+    }
+    date_metadata_steps(&mut config.history);
+    // The image is as old as its last step, so a fully cached rebuild gives the same bytes.
     let created = match options.source_date_epoch {
         Some(epoch) => rfc3339(epoch),
-        None => {
-            let now = time::OffsetDateTime::now_utc();
-            now.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|_| rfc3339(engine.now))
-        }
+        None => match config.history.iter().rev().find_map(|h| h.created.clone()) {
+            Some(last) => last,
+            None => rfc3339(engine.now),
+        },
     };
-    config.created = Some(created.clone());
-    let first_new = config.history.len().saturating_sub(new_history);
-    for entry in config.history.iter_mut().skip(first_new) {
-        entry.created = Some(created.clone());
-    }
+    config.created = Some(created);
     if !options.labels.is_empty() {
         let runtime = config.config.get_or_insert_with(RuntimeConfig::default);
         let labels = runtime.labels.get_or_insert_with(Default::default);
@@ -243,4 +266,46 @@ fn write_atomically(
         let _ = fs::remove_file(&temp);
     }
     result.or_build(|| format!("writing {}", dest.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dated(times: &[Option<&str>]) -> Vec<Option<String>> {
+        let mut history: Vec<History> = times
+            .iter()
+            .map(|t| History {
+                created: t.map(str::to_string),
+                ..History::default()
+            })
+            .collect();
+        date_metadata_steps(&mut history);
+        history.into_iter().map(|h| h.created).collect()
+    }
+
+    #[test]
+    fn metadata_steps_take_a_neighbours_time() {
+        // The first gap looks forward, later gaps look back.
+        assert_eq!(
+            dated(&[Some("1"), None, Some("2"), None, None, Some("3"), None]),
+            [
+                Some("1"),
+                Some("2"),
+                Some("2"),
+                Some("2"),
+                Some("2"),
+                Some("3"),
+                Some("3")
+            ]
+            .map(|t| t.map(str::to_string))
+        );
+        // Leading gap with nothing after it: the time before it.
+        assert_eq!(
+            dated(&[Some("1"), None]),
+            [Some("1"), Some("1")].map(|t| t.map(str::to_string))
+        );
+        // Nothing dated: nothing invented.
+        assert_eq!(dated(&[None, None]), [None, None]);
+    }
 }
