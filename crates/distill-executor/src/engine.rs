@@ -600,6 +600,27 @@ impl<'a> Engine<'a> {
         state.layer_created = self.now;
     }
 
+    /// Ends a file-system step: records the layer it built under `key`, or reports it failed.
+    fn finish_step(
+        &self,
+        key: &CacheKey,
+        built: Result<LayerRef>,
+        state: &mut StageOutput,
+        vertex: distill_solver::VertexProgress,
+    ) -> Result<()> {
+        match built {
+            Ok(layer) => {
+                self.record(key, layer, state);
+                vertex.done();
+                Ok(())
+            }
+            Err(error) => {
+                vertex.failed(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
     /// The view of a stage's file system (its snapshots, extracted as needed).
     pub fn view(&self, layers: &[LayerRef]) -> Result<RootView> {
         let mut dirs = Vec::with_capacity(layers.len());
@@ -720,10 +741,8 @@ impl<'a> Engine<'a> {
                     .map_err(BuildError::message)?;
             }
         }
-        let layer = self.write_layer(|writer| plan.write(writer).map_err(BuildError::message))?;
-        self.record(&key, layer, state);
-        vertex.done();
-        Ok(())
+        let built = self.write_layer(|writer| plan.write(writer).map_err(BuildError::message));
+        self.finish_step(&key, built, state, vertex)
     }
 
     fn copy(
@@ -960,17 +979,8 @@ impl<'a> Engine<'a> {
         }
         let vertex = self.options.progress.start(label);
         let result = self.write_layer(|writer| plan.write(writer).map_err(BuildError::message));
-        match result {
-            Ok(layer) => {
-                self.record(&key, layer, state);
-                vertex.done();
-                Ok(created_by)
-            }
-            Err(error) => {
-                vertex.failed(error.to_string());
-                Err(error)
-            }
-        }
+        self.finish_step(&key, result, state, vertex)?;
+        Ok(created_by)
     }
 
     // ---- RUN ----
@@ -1295,17 +1305,8 @@ impl<'a> Engine<'a> {
             &vertex,
         );
         drop(cleanup);
-        match result {
-            Ok(layer) => {
-                self.record(&key, layer, state);
-                vertex.done();
-                Ok(created_by)
-            }
-            Err(error) => {
-                vertex.failed(error.to_string());
-                Err(error)
-            }
-        }
+        self.finish_step(&key, result, state, vertex)?;
+        Ok(created_by)
     }
 
     fn scratch_output(&self) -> StageOutput {

@@ -169,20 +169,7 @@ impl RootView {
             };
             let is_last = pending.is_empty();
             if found.meta.file_type().is_symlink() && (!is_last || follow_last) {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(io::Error::other(format!(
-                        "too many levels of symbolic links at {}",
-                        found.display()
-                    )));
-                }
-                let target = fs::read_link(&found.host)?;
-                let mut target_parts = components(&target);
-                target_parts.reverse();
-                if target.is_absolute() {
-                    stack.truncate(1);
-                }
-                pending.extend(target_parts);
+                follow_link(&found, &mut links, &mut pending, &mut stack)?;
                 continue;
             }
             stack.push(found);
@@ -216,20 +203,7 @@ impl RootView {
                 continue;
             };
             if found.meta.file_type().is_symlink() {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(io::Error::other(format!(
-                        "too many levels of symbolic links at {}",
-                        found.display()
-                    )));
-                }
-                let target = fs::read_link(&found.host)?;
-                let mut target_parts = components(&target);
-                target_parts.reverse();
-                if target.is_absolute() {
-                    stack.truncate(1);
-                }
-                pending.extend(target_parts);
+                follow_link(&found, &mut links, &mut pending, &mut stack)?;
                 continue;
             }
             stack.push(found);
@@ -280,6 +254,32 @@ pub fn components(path: &Path) -> Vec<OsString> {
             _ => None,
         })
         .collect()
+}
+
+/// Replaces the symlink `found` by its target in a resolution in progress: the target's
+/// components go on `pending` (an absolute target starts again at the view's root), after
+/// checking the kernel's limit on links followed for one path.
+fn follow_link(
+    found: &Found,
+    links: &mut usize,
+    pending: &mut Vec<OsString>,
+    stack: &mut Vec<Found>,
+) -> io::Result<()> {
+    *links += 1;
+    if *links > MAX_SYMLINKS {
+        return Err(io::Error::other(format!(
+            "too many levels of symbolic links at {}",
+            found.display()
+        )));
+    }
+    let target = fs::read_link(&found.host)?;
+    let mut target_parts = components(&target);
+    target_parts.reverse();
+    if target.is_absolute() {
+        stack.truncate(1);
+    }
+    pending.extend(target_parts);
+    Ok(())
 }
 
 #[cfg(test)]
