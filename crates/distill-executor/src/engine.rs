@@ -917,15 +917,12 @@ impl<'a> Engine<'a> {
             }
         }
         for url in &urls {
-            let fetched = crate::fetch::fetch(url).map_err(BuildError::message)?;
-            if let Some(word) = checksum {
-                crate::fetch::verify(&fetched.content, &word.value).map_err(BuildError::message)?;
-            }
+            let fetched = crate::fetch::fetch(url, checksum.map(|word| word.value.as_str()))?;
             inline.push(InlineFile {
                 name: fetched.name,
                 content: fetched.content,
                 mode: 0o600,
-                mtime: fetched.modified,
+                mtime: Some(fetched.modified),
             });
         }
         let request = CopyRequest {

@@ -1,241 +1,760 @@
-//! `ADD http://...`: a small HTTP/1.1 client (GET, redirects, chunked or sized bodies) on
-//! std's TCP, so the build needs no async runtime. `https://` needs TLS, which distill does
-//! not bundle yet: such sources are refused with a hint.
+//! `ADD http://...` and `ADD https://...`: downloads with the semantics of BuildKit's HTTP
+//! source, over `ureq` (a small synchronous HTTP/1.1 client, so the build needs no async
+//! runtime) and `rustls` with the `ring` provider.
 //!
-//! As BuildKit's HTTP source: the file is named after the URL path's last segment
-//! (`__unnamed__` when there is none), and its modification time is the `Last-Modified`
-//! header when the server sends one. `--checksum=sha256:...` is checked before the file is
-//! used.
+//! TLS trusts the system's certificate store only (`SSL_CERT_FILE` / `SSL_CERT_DIR` when set,
+//! else the distribution's bundle), never roots compiled into distill: networks that re-sign
+//! TLS with a local CA must work, and a certificate the system does not trust is refused.
+//!
+//! As BuildKit (its Dockerfile frontend names the file, so `Content-Disposition` is not used):
+//! - the file is named after the URL path's last element, percent-decoded (`__unnamed__` when
+//!   there is none), its mode is 0600 and its mtime the `Last-Modified` header, else the epoch;
+//! - redirects are followed (at most 10, `http` to `https` too), any other answer than 2xx is an
+//!   error, a gzip `Content-Encoding` is decoded as Go's client does;
+//! - `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` are read as Go's `net/http` reads them;
+//! - `--checksum=sha256:...` is checked before the file is used.
+//!
+//! Remote archives are never extracted: that is the engine's rule, and this module only
+//! downloads. Nothing a server sends can make it panic; every error names the URL.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::fmt;
+use std::io::Read;
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
+use ureq::http::{Response, StatusCode, Uri};
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::{Agent, Body, Proxy};
+
+use crate::error::BuildError;
 
 /// A downloaded file.
-pub struct Fetched {
+pub struct Download {
+    /// The name BuildKit gives it (see [`file_name`]).
     pub name: String,
     pub content: Vec<u8>,
-    /// From `Last-Modified`, seconds since the epoch.
-    pub modified: Option<i64>,
+    /// `sha256:<hex>` of `content`.
+    pub digest: String,
+    /// Seconds since the epoch: `Last-Modified`, or 0 without one (as BuildKit).
+    pub modified: i64,
+    /// The `Last-Modified` header as sent, for cache keys.
+    pub last_modified: Option<String>,
+    /// The `ETag` header as sent.
+    pub etag: Option<String>,
 }
 
-const MAX_REDIRECTS: usize = 10;
+/// A download that failed: what happened, at which URL, and what to do about it.
+#[derive(Debug)]
+pub struct FetchError {
+    pub message: String,
+    pub hint: Option<String>,
+}
 
-/// The file name BuildKit gives a URL's download.
-pub fn file_name(url: &str) -> String {
-    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = without_scheme
-        .split_once('/')
-        .map_or("", |(_, path)| path)
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("");
-    match path.trim_end_matches('/').rsplit('/').next() {
-        Some(name) if !name.is_empty() && name != "." && !path.ends_with('/') => name.to_string(),
-        _ => "__unnamed__".to_string(),
+impl FetchError {
+    fn new(message: impl Into<String>) -> FetchError {
+        FetchError {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> FetchError {
+        self.hint = Some(hint.into());
+        self
     }
 }
 
-/// Checks `content` against a `sha256:<hex>` checksum.
-pub fn verify(content: &[u8], checksum: &str) -> Result<(), String> {
-    let Some(expected) = checksum.strip_prefix("sha256:") else {
-        return Err(format!(
-            "unsupported checksum {checksum:?}: expected sha256:<64 hex digits>"
-        ));
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<FetchError> for BuildError {
+    fn from(error: FetchError) -> BuildError {
+        let built = BuildError::message(error.message);
+        match error.hint {
+            Some(hint) => built.with_hint(hint),
+            None => built,
+        }
+    }
+}
+
+/// Go's `http.Client` follows at most 10 redirects.
+const MAX_REDIRECTS: usize = 10;
+/// Go's default dialer gives a connection 30 seconds.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A server silent for this long is given up (Go waits forever; a build should not).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+const USER_AGENT: &str = concat!("distill/", env!("CARGO_PKG_VERSION"));
+
+/// The file name BuildKit's Dockerfile frontend gives a URL's download: `path.Base` of the
+/// URL's decoded path, or `__unnamed__` when that is `.` or `/` (or the URL does not parse).
+pub fn file_name(url: &str) -> String {
+    const UNNAMED: &str = "__unnamed__";
+    let without_fragment = url.split('#').next().unwrap_or("");
+    let without_query = without_fragment.split('?').next().unwrap_or("");
+    let path = match without_query.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |slash| &rest[slash..]),
+        None => without_query,
     };
-    let actual: String = Sha256::digest(content)
+    let Some(decoded) = percent_decode(path) else {
+        return UNNAMED.to_string();
+    };
+    let trimmed = decoded.trim_end_matches('/');
+    let base = trimmed.rsplit('/').next().unwrap_or("");
+    if base.is_empty() || base == "." {
+        UNNAMED.to_string()
+    } else {
+        base.to_string()
+    }
+}
+
+/// `%XX` escapes decoded as Go's `url.Parse` does for a path; `None` for a bad escape or a
+/// result that is not UTF-8 (a file name must be a string).
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = text.get(index + 1..index + 3)?;
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            decoded.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
+/// The `sha256:<64 lowercase hex digits>` of `--checksum`, checked before any download.
+pub fn parse_checksum(checksum: &str) -> Result<&str, FetchError> {
+    let valid = checksum.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    });
+    if valid {
+        Ok(checksum)
+    } else {
+        Err(FetchError::new(format!(
+            "invalid checksum {checksum:?}: expected sha256: and 64 lowercase hexadecimal digits"
+        )))
+    }
+}
+
+fn sha256_digest(content: &[u8]) -> String {
+    let hex: String = Sha256::digest(content)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    if actual != expected.to_ascii_lowercase() {
-        return Err(format!(
-            "digest mismatch: the download is sha256:{actual}, --checksum says {checksum}"
-        ));
-    }
-    Ok(())
+    format!("sha256:{hex}")
 }
 
-/// Downloads `url`.
-pub fn fetch(url: &str) -> Result<Fetched, String> {
-    let mut current = url.to_string();
+/// Downloads `url`; with a `checksum`, refuses content of another digest.
+pub fn fetch(url: &str, checksum: Option<&str>) -> Result<Download, FetchError> {
+    let expected = checksum.map(parse_checksum).transpose()?;
+    let Answer::Fresh(response) = get(url, None)? else {
+        // Only a conditional request can be answered "not modified".
+        return Err(FetchError::new(format!(
+            "{url}: the server answered 304 Not Modified to an unconditional request"
+        )));
+    };
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+    };
+    let last_modified = header("last-modified");
+    let etag = header("etag");
+    let length = header("content-length").and_then(|v| v.parse::<u64>().ok());
+    // Reserve what the server announces, within reason: it may lie.
+    let mut content = Vec::with_capacity(length.unwrap_or(0).min(64 << 20) as usize);
+    response
+        .into_body()
+        .into_reader()
+        .read_to_end(&mut content)
+        .map_err(|e| {
+            let at = format!("{url}: reading the body");
+            describe(&at, ureq::Error::from(e))
+        })?;
+    let digest = sha256_digest(&content);
+    if let Some(expected) = expected {
+        if digest != expected {
+            return Err(FetchError::new(format!(
+                "{url}: digest mismatch: --checksum expects {expected}, the download is {digest}"
+            ))
+            .hint("if the file changed on purpose, update --checksum to the new digest"));
+        }
+    }
+    Ok(Download {
+        name: file_name(url),
+        content,
+        digest,
+        modified: last_modified
+            .as_deref()
+            .and_then(parse_http_date)
+            .unwrap_or(0),
+        last_modified,
+        etag,
+    })
+}
+
+/// What the server answered a GET, after redirects.
+enum Answer {
+    Fresh(Response<Body>),
+    /// `304 Not Modified` to an `If-None-Match`: the entity tag it names, if any.
+    #[allow(dead_code)]
+    NotModified(Option<String>),
+}
+
+/// GETs `url`, following redirects, with `If-None-Match` when given.
+fn get(url: &str, if_none_match: Option<&str>) -> Result<Answer, FetchError> {
+    // The fragment is the client's, never sent.
+    let mut current = url.split('#').next().unwrap_or(url).to_string();
     for _ in 0..=MAX_REDIRECTS {
-        if current.starts_with("https://") {
-            return Err(format!(
-                "{current}: https downloads are not supported by distill yet (no TLS client)"
-            ));
-        }
-        let rest = current
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{current}: not an http:// URL"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(index) => (&rest[..index], &rest[index..]),
-            None => (rest, "/"),
-        };
-        let path = path.split('#').next().unwrap_or("/");
-        let address = if authority.contains(':') && !authority.ends_with(']') {
-            authority.to_string()
+        let at = if current == url {
+            url.to_string()
         } else {
-            format!("{authority}:80")
+            format!("{current} (redirected from {url})")
         };
-        let mut stream =
-            TcpStream::connect(&address).map_err(|e| format!("{current}: connecting: {e}"))?;
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
-        // One write: some servers read the request once.
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: distill\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n"
-        );
-        stream
-            .write_all(request.as_bytes())
-            .map_err(|e| format!("{current}: sending the request: {e}"))?;
-        let mut reader = BufReader::new(stream);
-        let mut status_line = String::new();
-        reader
-            .read_line(&mut status_line)
-            .map_err(|e| format!("{current}: reading the response: {e}"))?;
-        let status: u16 = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("{current}: not an HTTP response: {status_line:?}"))?;
-        let mut headers: Vec<(String, String)> = Vec::new();
-        loop {
-            let mut line = String::new();
-            reader
-                .read_line(&mut line)
-                .map_err(|e| format!("{current}: reading the response: {e}"))?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-            }
+        let uri: Uri = current
+            .parse()
+            .map_err(|e| FetchError::new(format!("{at}: not a valid URL: {e}")))?;
+        let agent = agent(&uri, &at)?;
+        let mut request = agent.get(&uri);
+        if let Some(tags) = if_none_match {
+            request = request.header("If-None-Match", tags);
         }
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
-        if matches!(status, 301 | 302 | 303 | 307 | 308) {
-            let location = header("location")
-                .ok_or_else(|| format!("{current}: redirect without a Location"))?;
-            current = if location.starts_with("http://") || location.starts_with("https://") {
-                location.to_string()
-            } else if location.starts_with('/') {
-                format!("http://{authority}{location}")
-            } else {
-                let base = current
-                    .rsplit_once('/')
-                    .map_or(current.as_str(), |(b, _)| b);
-                format!("{base}/{location}")
-            };
+        let response = request.call().map_err(|e| describe(&at, e))?;
+        let status = response.status();
+        if is_followed_redirect(status) {
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|value| value.to_str().ok())
+                .ok_or_else(|| {
+                    FetchError::new(format!("{at}: {} without a Location", reason(status)))
+                })?;
+            current = resolve_reference(&current, location)
+                .ok_or_else(|| {
+                    FetchError::new(format!(
+                        "{at}: redirected to {location:?}, which is not an http(s) URL"
+                    ))
+                })?
+                .split('#')
+                .next()
+                .unwrap_or("")
+                .to_string();
             continue;
         }
-        if !(200..300).contains(&status) {
-            return Err(format!(
-                "{current}: the server answered {}",
-                status_line.trim()
-            ));
+        if status == StatusCode::NOT_MODIFIED && if_none_match.is_some() {
+            let etag = response
+                .headers()
+                .get("etag")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
+            return Ok(Answer::NotModified(etag));
         }
-        let chunked =
-            header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        let mut content = Vec::new();
-        if chunked {
-            loop {
-                let mut size_line = String::new();
-                reader
-                    .read_line(&mut size_line)
-                    .map_err(|e| format!("{current}: reading the body: {e}"))?;
-                let size_text = size_line.trim().split(';').next().unwrap_or("");
-                let size = usize::from_str_radix(size_text, 16)
-                    .map_err(|_| format!("{current}: bad chunk size {size_text:?}"))?;
-                if size == 0 {
-                    break;
-                }
-                let start = content.len();
-                content.resize(start + size, 0);
-                reader
-                    .read_exact(&mut content[start..])
-                    .map_err(|e| format!("{current}: reading the body: {e}"))?;
-                let mut crlf = [0u8; 2];
-                reader
-                    .read_exact(&mut crlf)
-                    .map_err(|e| format!("{current}: reading the body: {e}"))?;
-            }
-        } else if let Some(length) = header("content-length").and_then(|v| v.parse::<u64>().ok()) {
-            reader
-                .take(length)
-                .read_to_end(&mut content)
-                .map_err(|e| format!("{current}: reading the body: {e}"))?;
-            if content.len() as u64 != length {
-                return Err(format!(
-                    "{current}: the body ended after {} of {length} bytes",
-                    content.len()
-                ));
-            }
-        } else {
-            reader
-                .read_to_end(&mut content)
-                .map_err(|e| format!("{current}: reading the body: {e}"))?;
+        if !status.is_success() {
+            return Err(FetchError::new(format!(
+                "{at}: the server answered {}",
+                reason(status)
+            )));
         }
-        let modified = header("last-modified").and_then(parse_http_date);
-        return Ok(Fetched {
-            name: file_name(url),
-            content,
-            modified,
-        });
+        return Ok(Answer::Fresh(response));
     }
-    Err(format!("{url}: more than {MAX_REDIRECTS} redirects"))
+    Err(FetchError::new(format!(
+        "{url}: stopped after {MAX_REDIRECTS} redirects"
+    )))
 }
 
-/// `Sun, 06 Nov 1994 08:49:37 GMT` to seconds since the epoch.
+/// The redirects Go's client follows for a GET.
+fn is_followed_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+fn reason(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(text) => format!("{} {text}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// A `Location` resolved against the URL that sent it (RFC 3986 section 5.2, as Go's
+/// `URL.ResolveReference`); `None` when the result is not an http(s) URL.
+fn resolve_reference(base: &str, reference: &str) -> Option<String> {
+    let scheme_end = base.find("://")?;
+    let scheme = &base[..scheme_end];
+    let after_scheme = &base[scheme_end + 3..];
+    let authority_end = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let origin = &base[..scheme_end + 3 + authority_end];
+    let base_rest = &after_scheme[authority_end..];
+    let base_path = base_rest.split(['?', '#']).next().unwrap_or("");
+
+    let has_scheme = reference.split_once(':').is_some_and(|(head, _)| {
+        !head.is_empty()
+            && head.starts_with(|c: char| c.is_ascii_alphabetic())
+            && head
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    let resolved = if has_scheme {
+        reference.to_string()
+    } else if let Some(network_path) = reference.strip_prefix("//") {
+        format!("{scheme}://{network_path}")
+    } else if reference.starts_with('/') {
+        let (path, rest) = split_path(reference);
+        format!("{origin}{}{rest}", remove_dot_segments(path))
+    } else if reference.is_empty() || reference.starts_with('#') {
+        format!("{origin}{}", base_rest.split('#').next().unwrap_or(""))
+    } else if reference.starts_with('?') {
+        format!("{origin}{base_path}{reference}")
+    } else {
+        let directory = match base_path.rfind('/') {
+            Some(slash) => &base_path[..=slash],
+            None => "/",
+        };
+        let (path, rest) = split_path(reference);
+        format!(
+            "{origin}{}{rest}",
+            remove_dot_segments(&format!("{directory}{path}"))
+        )
+    };
+    let lower = resolved.to_ascii_lowercase();
+    (lower.starts_with("http://") || lower.starts_with("https://")).then_some(resolved)
+}
+
+/// A reference's path and what follows it (query, fragment).
+fn split_path(reference: &str) -> (&str, &str) {
+    let end = reference.find(['?', '#']).unwrap_or(reference.len());
+    reference.split_at(end)
+}
+
+/// RFC 3986's remove_dot_segments for an absolute path.
+fn remove_dot_segments(path: &str) -> String {
+    let mut output: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    for (index, segment) in segments.iter().enumerate() {
+        match *segment {
+            "." => {
+                if index == last {
+                    output.push("");
+                }
+            }
+            ".." => {
+                output.pop();
+                if index == last {
+                    output.push("");
+                }
+            }
+            other => output.push(other),
+        }
+    }
+    format!("/{}", output.join("/"))
+}
+
+/// A client for one request: the proxy its scheme and host call for, the system's roots.
+fn agent(uri: &Uri, at: &str) -> Result<Agent, FetchError> {
+    let https = match uri.scheme_str() {
+        Some(scheme) if scheme.eq_ignore_ascii_case("https") => true,
+        Some(scheme) if scheme.eq_ignore_ascii_case("http") => false,
+        _ => {
+            return Err(FetchError::new(format!(
+                "{at}: only http:// and https:// URLs can be downloaded"
+            )))
+        }
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| FetchError::new(format!("{at}: the URL has no host")))?;
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let proxy = proxy_for(https, host, port, &|name| std::env::var(name).ok())
+        .map_err(|e| FetchError::new(format!("{at}: {e}")))?;
+    let mut config = Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(proxy)
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_per_read(Some(READ_TIMEOUT))
+        .user_agent(USER_AGENT);
+    if https {
+        let roots = system_roots().map_err(|why| {
+            FetchError::new(format!("{at}: no trusted certificates: {why}"))
+                .hint("install the ca-certificates package, or point SSL_CERT_FILE at a PEM bundle")
+        })?;
+        config = config.tls_config(
+            TlsConfig::builder()
+                .root_certs(RootCerts::Specific(roots))
+                .build(),
+        );
+    }
+    Ok(config.build().new_agent())
+}
+
+/// The system's trusted certificates, read once per process.
+fn system_roots() -> Result<Arc<Vec<Certificate<'static>>>, String> {
+    static ROOTS: OnceLock<Result<Arc<Vec<Certificate<'static>>>, String>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            if found.certs.is_empty() {
+                return Err(match found.errors.first() {
+                    Some(error) => error.to_string(),
+                    None => "the system's certificate store is empty".to_string(),
+                });
+            }
+            Ok(Arc::new(
+                found
+                    .certs
+                    .iter()
+                    .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+                    .collect(),
+            ))
+        })
+        .clone()
+}
+
+/// The proxy Go's `httpproxy.FromEnvironment` picks for a request: `HTTPS_PROXY` for https,
+/// `HTTP_PROXY` for http (not under CGI), none for localhost, loopback addresses and hosts
+/// `NO_PROXY` lists. Upper-case names win over lower-case ones.
+fn proxy_for(
+    https: bool,
+    host: &str,
+    port: u16,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Proxy>, String> {
+    let any = |upper: &str, lower: &str| {
+        env(upper)
+            .filter(|v| !v.is_empty())
+            .or_else(|| env(lower).filter(|v| !v.is_empty()))
+    };
+    let (variable, value) = if https {
+        ("HTTPS_PROXY", any("HTTPS_PROXY", "https_proxy"))
+    } else if env("REQUEST_METHOD").is_some() {
+        ("HTTP_PROXY", None)
+    } else {
+        ("HTTP_PROXY", any("HTTP_PROXY", "http_proxy"))
+    };
+    let Some(value) = value else { return Ok(None) };
+    let no_proxy = any("NO_PROXY", "no_proxy").unwrap_or_default();
+    if !use_proxy(host, port, &no_proxy) {
+        return Ok(None);
+    }
+    let address = if value.contains("://") {
+        value.clone()
+    } else {
+        format!("http://{value}")
+    };
+    Proxy::new(&address)
+        .map(Some)
+        .map_err(|e| format!("invalid proxy {value:?} in {variable}: {e}"))
+}
+
+/// Whether a request to `host:port` goes through the proxy, by Go's `NO_PROXY` rules:
+/// `*` matches all; `a.b` matches `a.b` and its subdomains, `.a.b` and `*.a.b` only the
+/// subdomains; an entry's port, when it has one, must be the request's; IP addresses and
+/// CIDR blocks match addresses.
+fn use_proxy(host: &str, port: u16, no_proxy: &str) -> bool {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    if host == "localhost" {
+        return false;
+    }
+    let address: Option<IpAddr> = host.parse().ok();
+    if address.is_some_and(|ip| ip.is_loopback()) {
+        return false;
+    }
+    for entry in no_proxy.split(',') {
+        let entry = entry.trim().to_ascii_lowercase();
+        if entry.is_empty() {
+            continue;
+        }
+        if entry == "*" {
+            return false;
+        }
+        if let Some((network, bits)) = entry.split_once('/') {
+            if let (Some(ip), Ok(network), Ok(bits)) =
+                (address, network.parse::<IpAddr>(), bits.parse::<u32>())
+            {
+                if in_network(ip, network, bits) {
+                    return false;
+                }
+            }
+            continue;
+        }
+        if let Ok(ip) = entry
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            if address == Some(ip) {
+                return false;
+            }
+            continue;
+        }
+        let (name, entry_port) = match entry.rsplit_once(':') {
+            Some((name, digits)) if digits.parse::<u16>().is_ok() => {
+                (name.to_string(), digits.parse::<u16>().ok())
+            }
+            _ => (entry.clone(), None),
+        };
+        if entry_port.is_some_and(|p| p != port) {
+            continue;
+        }
+        if let Ok(ip) = name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            if address == Some(ip) {
+                return false;
+            }
+            continue;
+        }
+        let name = name.strip_prefix('*').unwrap_or(&name);
+        let matched = if name.starts_with('.') {
+            host.ends_with(name)
+        } else {
+            host == name || host.ends_with(&format!(".{name}"))
+        };
+        if matched {
+            return false;
+        }
+    }
+    true
+}
+
+fn in_network(ip: IpAddr, network: IpAddr, bits: u32) -> bool {
+    match (ip, network) {
+        (IpAddr::V4(ip), IpAddr::V4(network)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(network) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(network)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(network) & mask
+        }
+        _ => false,
+    }
+}
+
+/// A failed request in words, with a hint where the user can act.
+fn describe(at: &str, error: ureq::Error) -> FetchError {
+    if let Some(tls) = tls_error(&error) {
+        return match tls {
+            rustls::Error::InvalidCertificate(_) => {
+                FetchError::new(format!("{at}: certificate verification failed: {tls}")).hint(
+                    "distill trusts the system's certificate store (SSL_CERT_FILE, SSL_CERT_DIR, \
+                 /etc/ssl/certs): add the server's CA there (update-ca-certificates)",
+                )
+            }
+            other => FetchError::new(format!("{at}: TLS failed: {other}")),
+        };
+    }
+    match error {
+        ureq::Error::HostNotFound => FetchError::new(format!("{at}: cannot resolve the host name"))
+            .hint("check the name, the DNS configuration (/etc/resolv.conf) and HTTP(S)_PROXY"),
+        ureq::Error::Timeout(what) => FetchError::new(format!("{at}: timed out ({what})")),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            FetchError::new(format!("{at}: connecting: {io}"))
+        }
+        ureq::Error::Io(io) => FetchError::new(format!("{at}: {io}")),
+        other => FetchError::new(format!("{at}: {other}")),
+    }
+}
+
+/// The rustls error behind a ureq error, if that is what it is.
+fn tls_error(error: &ureq::Error) -> Option<&rustls::Error> {
+    match error {
+        ureq::Error::Rustls(tls) => Some(tls),
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    }
+}
+
+/// An HTTP date in any of the three forms Go's `http.ParseTime` accepts (RFC 1123, RFC 850,
+/// ANSI C), to seconds since the epoch.
 fn parse_http_date(text: &str) -> Option<i64> {
-    let format = time::macros::format_description!(
+    use time::macros::format_description;
+    let text = text.trim();
+    let rfc1123 = format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
-    time::PrimitiveDateTime::parse(text, format)
+    let ansi_c = format_description!(
+        "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute]:[second] [year]"
+    );
+    let rfc850 = format_description!(
+        "[weekday repr:long], [day]-[month repr:short]-[year] [hour]:[minute]:[second] GMT"
+    );
+    if let Ok(parsed) = time::PrimitiveDateTime::parse(text, rfc1123)
+        .or_else(|_| time::PrimitiveDateTime::parse(text, ansi_c))
+    {
+        return Some(parsed.assume_utc().unix_timestamp());
+    }
+    // RFC 850 writes two year digits: Go reads 69-99 as 19xx and 00-68 as 20xx.
+    let (head, tail) = text.split_once(", ")?;
+    let mut date_parts = tail.splitn(3, '-');
+    let (day, month, rest) = (date_parts.next()?, date_parts.next()?, date_parts.next()?);
+    let (year, time_of_day) = rest.split_once(' ')?;
+    let two: u32 = year.parse().ok().filter(|_| year.len() == 2)?;
+    let century = if two >= 69 { 1900 } else { 2000 };
+    let expanded = format!("{head}, {day}-{month}-{} {time_of_day}", century + two);
+    time::PrimitiveDateTime::parse(&expanded, rfc850)
         .ok()
-        .map(|t| t.assume_utc().unix_timestamp())
+        .map(|parsed| parsed.assume_utc().unix_timestamp())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn names_like_buildkit() {
         assert_eq!(file_name("http://h/a/b.tar.gz?x=1"), "b.tar.gz");
+        assert_eq!(file_name("http://h/a/b.txt#frag"), "b.txt");
         assert_eq!(file_name("http://h/"), "__unnamed__");
         assert_eq!(file_name("http://h"), "__unnamed__");
-        assert_eq!(file_name("http://h/dir/"), "__unnamed__");
+        assert_eq!(file_name("http://h?q=/a/b"), "__unnamed__");
+        // Go's path.Base drops trailing slashes.
+        assert_eq!(file_name("https://h/dir/"), "dir");
+        assert_eq!(file_name("https://h/a%20b.txt"), "a b.txt");
+        assert_eq!(file_name("https://h/bad%zz"), "__unnamed__");
+        assert_eq!(file_name("https://h/a/."), "__unnamed__");
     }
 
     #[test]
-    fn dates_and_checksums() {
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784111777)
-        );
+    fn dates_in_the_three_http_forms() {
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date(form), Some(784111777), "{form}");
+        }
+        assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 CET"), None);
+    }
+
+    #[test]
+    fn checksums_are_sha256_in_lowercase_hex() {
         let sum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
-        assert!(verify(b"hello", sum).is_ok());
-        assert!(verify(b"hullo", sum)
-            .unwrap_err()
-            .contains("digest mismatch"));
-        assert!(verify(b"x", "md5:abc").is_err());
+        assert_eq!(parse_checksum(sum).unwrap(), sum);
+        assert_eq!(sha256_digest(b"hello"), sum);
+        assert!(parse_checksum("md5:abc").is_err());
+        assert!(parse_checksum(&sum.to_uppercase().replace("SHA256", "sha256")).is_err());
+        assert!(parse_checksum("sha256:abc").is_err());
     }
 
     #[test]
-    fn downloads_from_a_local_server() {
+    fn redirect_locations_resolve_as_rfc_3986() {
+        let base = "http://h:8/a/b/c?q#f";
+        assert_eq!(
+            resolve_reference(base, "https://x/y").as_deref(),
+            Some("https://x/y")
+        );
+        assert_eq!(
+            resolve_reference(base, "//x/y").as_deref(),
+            Some("http://x/y")
+        );
+        assert_eq!(
+            resolve_reference(base, "/d/./e/../f?z").as_deref(),
+            Some("http://h:8/d/f?z")
+        );
+        assert_eq!(
+            resolve_reference(base, "d").as_deref(),
+            Some("http://h:8/a/b/d")
+        );
+        assert_eq!(
+            resolve_reference(base, "../d").as_deref(),
+            Some("http://h:8/a/d")
+        );
+        assert_eq!(
+            resolve_reference(base, "?z").as_deref(),
+            Some("http://h:8/a/b/c?z")
+        );
+        assert_eq!(
+            resolve_reference("http://h", "d").as_deref(),
+            Some("http://h/d")
+        );
+        assert_eq!(resolve_reference(base, "ftp://x/y"), None);
+    }
+
+    #[test]
+    fn proxies_as_go_picks_them() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let picked = |https, host, pairs: &'static [(&'static str, &'static str)]| {
+            proxy_for(https, host, if https { 443 } else { 80 }, &env(pairs))
+                .unwrap()
+                .map(|p| format!("{}:{}", p.host(), p.port()))
+        };
+        let both = &[("HTTP_PROXY", "p1:3128"), ("https_proxy", "http://p2:8080")];
+        assert_eq!(
+            picked(false, "example.com", both).as_deref(),
+            Some("p1:3128")
+        );
+        assert_eq!(
+            picked(true, "example.com", both).as_deref(),
+            Some("p2:8080")
+        );
+        assert_eq!(picked(true, "127.0.0.1", both), None);
+        assert_eq!(picked(true, "localhost", both), None);
+        assert_eq!(
+            picked(true, "example.com", &[("HTTP_PROXY", "p1:3128")]),
+            None
+        );
+        assert_eq!(
+            picked(
+                false,
+                "example.com",
+                &[("HTTP_PROXY", "p1"), ("REQUEST_METHOD", "GET")]
+            ),
+            None
+        );
+        assert!(use_proxy("example.com", 443, "other.org, .example.org"));
+        assert!(!use_proxy("example.com", 443, "other.org, example.com"));
+        assert!(!use_proxy("deb.example.com", 443, "example.com"));
+        assert!(use_proxy("example.com", 443, ".example.com"));
+        assert!(!use_proxy("deb.example.com", 443, "*.example.com"));
+        assert!(use_proxy("example.com", 443, "example.com:80"));
+        assert!(!use_proxy("example.com", 80, "example.com:80"));
+        assert!(!use_proxy("10.1.2.3", 80, "10.0.0.0/8"));
+        assert!(use_proxy("11.1.2.3", 80, "10.0.0.0/8"));
+        assert!(!use_proxy("[fd00::1]", 80, "fd00::/8"));
+        assert!(!use_proxy("192.168.1.1", 80, "192.168.1.1"));
+        assert!(!use_proxy("anything", 80, "*"));
+    }
+
+    /// Answers each connection with the next canned response, and returns the requests.
+    fn serve(answers: Vec<String>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
-            for answer in [
-                "HTTP/1.1 302 Found\r\nLocation: /real/file.txt\r\nContent-Length: 0\r\n\r\n",
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-            ] {
+            let mut requests = Vec::new();
+            for answer in answers {
                 let (mut socket, _) = listener.accept().unwrap();
                 let mut request = Vec::new();
                 let mut buffer = [0u8; 1024];
@@ -245,13 +764,78 @@ mod tests {
                         Ok(n) => request.extend_from_slice(&buffer[..n]),
                     }
                 }
+                requests.push(String::from_utf8_lossy(&request).into_owned());
                 socket.write_all(answer.as_bytes()).unwrap();
             }
+            requests
         });
-        let fetched = fetch(&format!("http://127.0.0.1:{port}/start")).unwrap();
-        server.join().unwrap();
+        (port, server)
+    }
+
+    #[test]
+    fn follows_redirects_and_reads_chunked_bodies() {
+        let (port, server) = serve(vec![
+            "HTTP/1.1 302 Found\r\nLocation: /real/file.txt\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nETag: \"v1\"\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n".into(),
+        ]);
+        let fetched = fetch(&format!("http://127.0.0.1:{port}/start"), None).unwrap();
+        let requests = server.join().unwrap();
         assert_eq!(fetched.content, b"hello world");
         assert_eq!(fetched.name, "start");
-        assert_eq!(fetched.modified, Some(784111777));
+        assert_eq!(fetched.modified, 784111777);
+        assert_eq!(fetched.etag.as_deref(), Some("\"v1\""));
+        assert!(
+            requests[1].starts_with("GET /real/file.txt HTTP/1.1\r\n"),
+            "{requests:?}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_url_and_status() {
+        let (port, server) = serve(vec![
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhullo".into(),
+        ]);
+        let url = format!("http://127.0.0.1:{port}/missing");
+        let missing = fetch(&url, None).err().unwrap();
+        assert_eq!(
+            missing.message,
+            format!("{url}: the server answered 404 Not Found")
+        );
+        let sum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let mismatch = fetch(&url, Some(sum)).err().unwrap();
+        server.join().unwrap();
+        assert!(
+            mismatch.message.contains(&format!("expects {sum}")),
+            "{mismatch}"
+        );
+        assert!(
+            mismatch.message.contains(&sha256_digest(b"hullo")),
+            "{mismatch}"
+        );
+        // A bad checksum is refused before any connection (nothing listens there).
+        let refused = fetch("http://127.0.0.1:1/x", Some("sha256:zz"))
+            .err()
+            .unwrap();
+        assert!(refused.message.contains("invalid checksum"), "{refused}");
+        let unreachable = fetch("http://127.0.0.1:1/x", None).err().unwrap();
+        assert!(
+            unreachable
+                .message
+                .starts_with("http://127.0.0.1:1/x: connecting"),
+            "{unreachable}"
+        );
+    }
+
+    #[test]
+    fn a_short_body_is_an_error() {
+        let (port, server) = serve(vec![
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello".into(),
+        ]);
+        let url = format!("http://127.0.0.1:{port}/short");
+        let short = fetch(&url, None).err();
+        server.join().unwrap();
+        let short = short.expect("a body shorter than its Content-Length must fail");
+        assert!(short.message.starts_with(&url), "{short}");
     }
 }
