@@ -83,17 +83,18 @@ fn add_downloads_with_a_checksum() {
 /// Whether `openssl` and `python3` are here: DISTILL_E2E=1 requires them (scripts/test-deps
 /// installs them); without it a machine lacking them skips the HTTPS tests, saying so.
 fn tools_ready(test: &str) -> bool {
-    let found = |tool: &str| {
+    let found = |tool: &str, version: &str| {
         Command::new(tool)
-            .arg("--version")
+            .arg(version)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     };
-    let missing: Vec<&str> = ["openssl", "python3"]
+    let missing: Vec<&str> = [("openssl", "version"), ("python3", "--version")]
         .into_iter()
-        .filter(|tool| !found(tool))
+        .filter(|(tool, version)| !found(tool, version))
+        .map(|(tool, _)| tool)
         .collect();
     if missing.is_empty() {
         return true;
@@ -457,4 +458,35 @@ fn add_follows_a_redirect_from_http_to_https() {
         ["GET /to-https -", "GET /files/greeting.txt -"],
         "{requests:?}"
     );
+}
+
+#[test]
+fn add_https_revalidates_with_the_etag() {
+    if !tools_ready("add_https_revalidates_with_the_etag") {
+        return;
+    }
+    let world = World::new();
+    let server = WebServer::start(&world, None);
+    world.dockerfile(&format!(
+        "FROM scratch\nADD https://127.0.0.1:{}/files/greeting.txt /greeting\n",
+        server.https
+    ));
+    let first = server.build_ok(&world, &[]);
+    assert_eq!(built_steps(&first.stderr).len(), 1, "{}", first.stderr);
+    // The server confirms the ETag of the first download: the rebuild is a cache hit and
+    // nothing is downloaded again.
+    let again = server.build_ok(&world, &[]);
+    assert_eq!(cached_steps(&again.stderr).len(), 1, "{}", again.stderr);
+    assert_eq!(
+        server.requests(),
+        [
+            "GET /files/greeting.txt -",
+            "GET /files/greeting.txt \"v1\""
+        ]
+    );
+    // --no-cache downloads without asking.
+    server.build_ok(&world, &["--no-cache"]);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert_eq!(requests[2], "GET /files/greeting.txt -");
 }

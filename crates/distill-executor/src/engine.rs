@@ -884,45 +884,55 @@ impl<'a> Engine<'a> {
                 mtime: None,
             })
             .collect();
-        // With --checksum the content is known before downloading: a hit needs no network.
-        let checksum_key = checksum.map(|word| {
-            KeyBuilder::new("add-url")
-                .parent(&state.key)
-                .text("checksum", &word.value)
-                .list("urls", &urls)
-                .text("dest", &files.dest.value)
-                .text("workdir", &workdir)
-                .text("chown", &chown.map(|w| w.value.clone()).unwrap_or_default())
-                .text("chmod", &chmod.map(|w| w.value.clone()).unwrap_or_default())
-                .text(
-                    "epoch",
-                    &self
-                        .options
-                        .source_date_epoch
-                        .map(|e| e.to_string())
-                        .unwrap_or_default(),
-                )
-                .finish()
-        });
-        if let Some(key) = &checksum_key {
-            if self.cached(key, state, label) {
-                return Ok(add_created_by(
-                    is_add,
-                    chown,
-                    chmod,
-                    &files.sources,
-                    &files.heredocs,
-                    &files.dest.value,
-                ));
+        // A download's identity (its digest and Last-Modified, or the --checksum) stands for
+        // its content in the key, as in BuildKit's HTTP source. When --checksum or an ETag the
+        // server confirms gives it before downloading, a hit costs no download.
+        let only_urls = !urls.is_empty() && sources.is_empty() && inline.is_empty();
+        let mut url_key = KeyBuilder::new("add-url");
+        url_key
+            .parent(&state.key)
+            .list("urls", &urls)
+            .text("dest", &files.dest.value)
+            .text("workdir", &workdir)
+            .text("chown", &chown.map(|w| w.value.clone()).unwrap_or_default())
+            .text("chmod", &chmod.map(|w| w.value.clone()).unwrap_or_default())
+            .text(
+                "epoch",
+                &self
+                    .options
+                    .source_date_epoch
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            );
+        let url_key =
+            |identities: &[String]| url_key.clone().list("identities", identities).finish();
+        let mut downloads = crate::fetch::UrlSources::new(
+            &urls,
+            checksum.map(|word| word.value.as_str()),
+            self.store().cache_dir().join("http"),
+        );
+        if only_urls && !self.options.no_cache {
+            if let Some(identities) = downloads.identities_without_download()? {
+                if self.cached(&url_key(&identities), state, label) {
+                    return Ok(add_created_by(
+                        is_add,
+                        chown,
+                        chmod,
+                        &files.sources,
+                        &files.heredocs,
+                        &files.dest.value,
+                    ));
+                }
             }
         }
-        for url in &urls {
-            let fetched = crate::fetch::fetch(url, checksum.map(|word| word.value.as_str()))?;
+        let mut identities = Vec::with_capacity(urls.len());
+        for (download, identity) in downloads.download()? {
+            identities.push(identity);
             inline.push(InlineFile {
-                name: fetched.name,
-                content: fetched.content,
+                name: download.name,
+                content: download.content,
                 mode: 0o600,
-                mtime: Some(fetched.modified),
+                mtime: Some(download.modified),
             });
         }
         let request = CopyRequest {
@@ -970,7 +980,12 @@ impl<'a> Engine<'a> {
                 .or_build(|| "hashing the copied files")?
         };
         key.field("content", &content);
-        let key = checksum_key.unwrap_or_else(|| key.finish());
+        key.list("downloads", &identities);
+        let key = if only_urls {
+            url_key(&identities)
+        } else {
+            key.finish()
+        };
         if self.cached(&key, state, label) {
             return Ok(created_by);
         }

@@ -20,15 +20,159 @@
 use std::fmt;
 use std::io::Read;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use ureq::http::{Response, StatusCode, Uri};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::{Agent, Body, Proxy};
 
 use crate::error::BuildError;
+
+/// The URL sources of one `ADD`, downloaded at most once, and what stands for their content
+/// in the step's cache key.
+///
+/// A download's identity is its digest and `Last-Modified` (both change the layer), or the
+/// `--checksum` alone, as the cache key of BuildKit's HTTP source. It is known without
+/// downloading from `--checksum`, or from the `ETag` of an earlier download when the server
+/// answers `304 Not Modified` to `If-None-Match`; the validators are kept in the store's
+/// `cache/http/`, one small JSON file per URL.
+pub struct UrlSources<'a> {
+    urls: &'a [String],
+    checksum: Option<&'a str>,
+    validators: PathBuf,
+    /// Downloads made while revalidating (the server sent the content instead of a 304).
+    fetched: Vec<Option<Download>>,
+}
+
+/// What an earlier download of a URL left for the next build.
+#[derive(Serialize, Deserialize)]
+struct Validator {
+    url: String,
+    etag: String,
+    digest: String,
+    last_modified: Option<String>,
+}
+
+impl<'a> UrlSources<'a> {
+    /// `urls` as written; `validators` is the directory of remembered ETags.
+    pub fn new(urls: &'a [String], checksum: Option<&'a str>, validators: PathBuf) -> Self {
+        UrlSources {
+            urls,
+            checksum,
+            validators,
+            fetched: urls.iter().map(|_| None).collect(),
+        }
+    }
+
+    /// Each URL's identity when all are known without downloading, else `None`.
+    pub fn identities_without_download(&mut self) -> Result<Option<Vec<String>>, FetchError> {
+        if let Some(checksum) = self.checksum {
+            parse_checksum(checksum)?;
+            return Ok(Some(
+                self.urls.iter().map(|_| checksum.to_string()).collect(),
+            ));
+        }
+        let mut identities = Vec::with_capacity(self.urls.len());
+        for (index, url) in self.urls.iter().enumerate() {
+            let Some(validator) = self.validator(url) else {
+                return Ok(None);
+            };
+            match get(url, Some(&validator.etag))? {
+                Answer::NotModified(etag)
+                    if etag
+                        .as_deref()
+                        .is_none_or(|tag| same_etag(tag, &validator.etag)) =>
+                {
+                    identities.push(identity(
+                        &validator.digest,
+                        validator.last_modified.as_deref(),
+                    ));
+                }
+                Answer::NotModified(_) => return Ok(None),
+                Answer::Fresh(response) => {
+                    let download = read_download(url, response, None)?;
+                    self.remember(url, &download);
+                    identities.push(identity(
+                        &download.digest,
+                        download.last_modified.as_deref(),
+                    ));
+                    self.fetched[index] = Some(download);
+                }
+            }
+        }
+        Ok(Some(identities))
+    }
+
+    /// Every URL's download (checked against `--checksum`), with its identity.
+    pub fn download(mut self) -> Result<Vec<(Download, String)>, FetchError> {
+        let mut downloads = Vec::with_capacity(self.urls.len());
+        for (index, url) in self.urls.iter().enumerate() {
+            let download = match self.fetched[index].take() {
+                Some(download) => download,
+                None => {
+                    let download = fetch(url, self.checksum)?;
+                    self.remember(url, &download);
+                    download
+                }
+            };
+            let identity = match self.checksum {
+                Some(checksum) => checksum.to_string(),
+                None => identity(&download.digest, download.last_modified.as_deref()),
+            };
+            downloads.push((download, identity));
+        }
+        Ok(downloads)
+    }
+
+    fn validator_path(&self, url: &str) -> PathBuf {
+        let name = sha256_digest(url.as_bytes());
+        let hex = name.trim_start_matches("sha256:");
+        self.validators.join(format!("{hex}.json"))
+    }
+
+    fn validator(&self, url: &str) -> Option<Validator> {
+        let bytes = std::fs::read(self.validator_path(url)).ok()?;
+        let validator: Validator = serde_json::from_slice(&bytes).ok()?;
+        (validator.url == url).then_some(validator)
+    }
+
+    /// Keeps the download's ETag for the next build. Best effort: without it the next build
+    /// downloads again, which is only slower.
+    fn remember(&self, url: &str, download: &Download) {
+        let Some(etag) = &download.etag else { return };
+        let validator = Validator {
+            url: url.to_string(),
+            etag: etag.clone(),
+            digest: download.digest.clone(),
+            last_modified: download.last_modified.clone(),
+        };
+        let Ok(bytes) = serde_json::to_vec(&validator) else {
+            return;
+        };
+        let path = self.validator_path(url);
+        let temp = path.with_extension(format!("{}.tmp", std::process::id()));
+        let written = std::fs::create_dir_all(&self.validators)
+            .and_then(|()| std::fs::write(&temp, &bytes))
+            .and_then(|()| std::fs::rename(&temp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+    }
+}
+
+/// What stands for a download's content in a cache key.
+fn identity(digest: &str, last_modified: Option<&str>) -> String {
+    format!("{digest} {}", last_modified.unwrap_or(""))
+}
+
+/// Entity tags compared as BuildKit does: a weak tag (`W/"x"`) matches its strong form.
+fn same_etag(a: &str, b: &str) -> bool {
+    a.trim_start_matches("W/") == b.trim_start_matches("W/")
+}
 
 /// A downloaded file.
 pub struct Download {
@@ -166,6 +310,15 @@ pub fn fetch(url: &str, checksum: Option<&str>) -> Result<Download, FetchError> 
             "{url}: the server answered 304 Not Modified to an unconditional request"
         )));
     };
+    read_download(url, response, expected)
+}
+
+/// Reads a 2xx answer's body; with a checksum, refuses content of another digest.
+fn read_download(
+    url: &str,
+    response: Response<Body>,
+    expected: Option<&str>,
+) -> Result<Download, FetchError> {
     let header = |name: &str| {
         response
             .headers()
@@ -212,7 +365,6 @@ pub fn fetch(url: &str, checksum: Option<&str>) -> Result<Download, FetchError> 
 enum Answer {
     Fresh(Response<Body>),
     /// `304 Not Modified` to an `If-None-Match`: the entity tag it names, if any.
-    #[allow(dead_code)]
     NotModified(Option<String>),
 }
 
