@@ -425,7 +425,11 @@ fn add_https_failures_name_the_line_and_the_url() {
     // A host name that cannot resolve.
     world.dockerfile("FROM scratch\nADD https://distill-test.invalid/x /x\n");
     let unresolved = server.build_fails(&world, &server.ca);
-    for needle in ["Dockerfile:2", "https://distill-test.invalid/x"] {
+    for needle in [
+        "Dockerfile:2",
+        "https://distill-test.invalid/x",
+        "hint: check the host",
+    ] {
         assert!(
             unresolved.stderr.contains(needle),
             "{needle}: {}",

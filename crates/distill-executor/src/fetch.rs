@@ -704,6 +704,9 @@ fn in_network(ip: IpAddr, network: IpAddr, bits: u32) -> bool {
     }
 }
 
+const RESOLVE_HINT: &str =
+    "check the host name, the DNS configuration (/etc/resolv.conf) and HTTP(S)_PROXY";
+
 /// A failed request in words, with a hint where the user can act.
 fn describe(at: &str, error: ureq::Error) -> FetchError {
     if let Some(tls) = tls_error(&error) {
@@ -718,8 +721,13 @@ fn describe(at: &str, error: ureq::Error) -> FetchError {
         };
     }
     match error {
-        ureq::Error::HostNotFound => FetchError::new(format!("{at}: cannot resolve the host name"))
-            .hint("check the name, the DNS configuration (/etc/resolv.conf) and HTTP(S)_PROXY"),
+        ureq::Error::HostNotFound => {
+            FetchError::new(format!("{at}: cannot resolve the host name")).hint(RESOLVE_HINT)
+        }
+        // std's resolver says so in these words (getaddrinfo's reason follows them).
+        ureq::Error::Io(io) if io.to_string().contains("failed to lookup address") => {
+            FetchError::new(format!("{at}: {io}")).hint(RESOLVE_HINT)
+        }
         ureq::Error::Timeout(what) => FetchError::new(format!("{at}: timed out ({what})")),
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             FetchError::new(format!("{at}: connecting: {io}"))
