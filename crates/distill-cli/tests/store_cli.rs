@@ -146,7 +146,8 @@ fn images_json_has_dockers_keys() {
     assert_eq!(object["ID"], id_of(&store, "app:1")[7..19]);
     assert_eq!(object["CreatedAt"], "2024-01-02 03:04:05 +0000 UTC");
     assert!(object["CreatedSince"].as_str().unwrap().ends_with(" ago"));
-    assert!(object["Size"].as_str().unwrap().ends_with("kB"));
+    // Docker's size: the unpacked files of the layers (8 + 6 bytes), not the tar blobs.
+    assert_eq!(object["Size"], "14B");
 }
 
 #[test]
@@ -242,7 +243,7 @@ fn inspect_prints_a_docker_shaped_array() {
         array[0]["RootFS"]["Layers"][0],
         array[1]["RootFS"]["Layers"][0]
     );
-    assert!(app["Size"].as_u64().unwrap() > 2048);
+    assert_eq!(app["Size"], 14, "unpacked bytes, as Docker");
 
     let partial = distill(dir.path(), &["inspect", "app:1", "nope"]);
     assert_eq!(partial.code, 1);
@@ -265,6 +266,11 @@ fn history_lists_steps_newest_first() {
     assert!(lines[1].starts_with(&id[7..19]));
     assert!(lines[1].contains("CMD [\"/app\"]") && lines[1].contains(" 0B "));
     assert!(lines[2].starts_with("<missing>") && lines[2].contains("COPY app / # buildkit"));
+    assert!(
+        lines[2].contains(" 6B "),
+        "unpacked layer size: {}",
+        lines[2]
+    );
     assert!(lines[3].contains("buildkit.dockerfile.v0"));
 
     let json = distill(
@@ -295,16 +301,20 @@ fn df_and_prune() {
         columns(lines[0]),
         ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
     );
-    assert!(
-        lines[1].starts_with("Images            3         2  "),
+    // Unpacked layers as Docker counts them: the shared base (8 bytes), app (6), tool (4).
+    assert_eq!(
+        columns(lines[1]),
+        ["Images", "3", "2", "18B", "0B (0%)"],
         "{}",
         lines[1]
     );
-    assert!(lines[1].contains("%)"));
-    assert!(lines[3].starts_with("Build Cache       0         0  "));
+    assert!(lines[2].starts_with("Blobs     "), "{}", lines[2]);
+    assert!(lines[3].starts_with("Layer Snapshots   0 "), "{}", lines[3]);
+    assert_eq!(columns(lines[4]), ["Build Cache", "0", "0", "0B", "0B"]);
 
     let verbose = distill(dir.path(), &["df", "-v"]);
     assert!(verbose.stdout.contains("SHARED SIZE   UNIQUE SIZE"));
+    assert!(verbose.stdout.ends_with("\nBuild cache usage: 0B\n"));
 
     let cancelled = distill_with_input(dir.path(), &["prune"], "n\n");
     assert_eq!(cancelled.code, 1);
@@ -323,4 +333,202 @@ fn df_and_prune() {
     );
     let images = distill(dir.path(), &["images", "-q"]);
     assert_eq!(images.stdout.lines().count(), 2);
+}
+
+#[test]
+fn builder_prune_asks_then_removes_dangling_build_cache() {
+    let (dir, _store) = populated();
+    let mount = dir.path().join("cache/mounts/go-build-0123456789ab");
+    std::fs::create_dir_all(&mount).unwrap();
+    std::fs::write(mount.join("obj"), vec![1u8; 2500]).unwrap();
+
+    let df = distill(dir.path(), &["df"]);
+    let last = df.stdout.lines().last().unwrap().to_string();
+    assert_eq!(columns(&last), ["Build Cache", "1", "0", "2.5kB", "2.5kB"]);
+
+    let cancelled = distill_with_input(dir.path(), &["builder", "prune"], "n\n");
+    assert_eq!(cancelled.code, 1);
+    assert_eq!(
+        cancelled.stdout,
+        "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] "
+    );
+    assert!(mount.exists());
+
+    let all = distill_with_input(dir.path(), &["builder", "prune", "-a"], "n\n");
+    assert!(all.stdout.contains("This will remove all build cache."));
+
+    let run = distill(
+        dir.path(),
+        &["builder", "prune", "-f", "--keep-storage", "1MB"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout, "Total reclaimed space: 0B\n",
+        "within the limit"
+    );
+
+    let run = distill(
+        dir.path(),
+        &["builder", "prune", "-f", "--filter", "until=1h"],
+    );
+    assert_eq!(
+        run.stdout, "Total reclaimed space: 0B\n",
+        "used a moment ago"
+    );
+
+    let run = distill(dir.path(), &["builder", "prune", "-f"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "Deleted build cache objects:\ngo-build-0123456789ab\n\nTotal reclaimed space: 2.5kB\n"
+    );
+    assert!(!mount.exists());
+    assert_eq!(
+        distill(dir.path(), &["images", "-q"])
+            .stdout
+            .lines()
+            .count(),
+        3
+    );
+
+    let bad = distill(
+        dir.path(),
+        &["builder", "prune", "-f", "--filter", "label=x"],
+    );
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr.contains("invalid filter \"label\""),
+        "{}",
+        bad.stderr
+    );
+    let bad = distill(
+        dir.path(),
+        &["builder", "prune", "-f", "--keep-storage", "lots"],
+    );
+    assert!(
+        bad.stderr.contains("--keep-storage \"lots\""),
+        "{}",
+        bad.stderr
+    );
+}
+
+/// A context whose Dockerfile copies two files in two steps (no RUN: no sandbox needed).
+fn two_step_context(dir: &Path) -> std::path::PathBuf {
+    let context = dir.join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("one"), vec![b'1'; 3000]).unwrap();
+    std::fs::write(context.join("two"), b"second\n").unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY one /one\nCOPY two /two\n",
+    )
+    .unwrap();
+    context
+}
+
+fn build(root: &Path, context: &Path, tag: &str) -> Run {
+    distill(
+        root,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            tag,
+            context.to_str().unwrap(),
+        ],
+    )
+}
+
+#[test]
+fn the_build_cache_survives_rmi_and_prune_until_builder_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let context = two_step_context(dir.path());
+    let first = build(&root, &context, "app:1");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.stderr.matches("CACHED").count(), 0);
+    let images = distill(&root, &["images", "app"]);
+    assert!(
+        images.stdout.lines().nth(1).unwrap().ends_with("3.01kB"),
+        "{}",
+        images.stdout
+    );
+
+    assert_eq!(distill(&root, &["rmi", "app:1"]).code, 0);
+    let prune = distill(&root, &["prune", "-a", "-f"]);
+    assert_eq!(prune.code, 0, "{}", prune.stderr);
+    let df = distill(&root, &["df"]);
+    let cache_line = df.stdout.lines().last().unwrap().to_string();
+    assert!(
+        cache_line.starts_with("Build Cache       3 "),
+        "{}",
+        df.stdout
+    );
+
+    let again = build(&root, &context, "app:1");
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        again.stderr.matches("CACHED").count(),
+        2,
+        "{}",
+        again.stderr
+    );
+    assert_eq!(again.stdout, first.stdout, "the same image ID");
+
+    // A layer blob deleted by hand: its step is a miss and rebuilds, the image is whole.
+    let store = Store::open(&root).unwrap();
+    let image = store.image(&store.find("app:1").unwrap()).unwrap();
+    let first_layer = store.blob_path(&image.manifest.layers[0].digest);
+    assert_eq!(distill(&root, &["rmi", "app:1"]).code, 0);
+    std::fs::remove_file(&first_layer).unwrap();
+    let rebuilt = build(&root, &context, "app:1");
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
+    assert_eq!(
+        rebuilt.stderr.matches("CACHED").count(),
+        1,
+        "{}",
+        rebuilt.stderr
+    );
+    assert!(first_layer.exists(), "the layer was written again");
+    let saved = distill(
+        &root,
+        &[
+            "save",
+            "-o",
+            dir.path().join("app.tar").to_str().unwrap(),
+            "app:1",
+        ],
+    );
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+
+    let pruned = distill(&root, &["builder", "prune", "-a", "-f"]);
+    assert_eq!(pruned.code, 0, "{}", pruned.stderr);
+    assert!(pruned.stdout.starts_with("Deleted build cache objects:\n"));
+    let cold = build(&root, &context, "app:1");
+    assert_eq!(cold.stderr.matches("CACHED").count(), 0, "{}", cold.stderr);
+}
+
+#[test]
+fn concurrent_builds_and_prunes_never_leave_a_broken_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let context = two_step_context(dir.path());
+    assert_eq!(build(&root, &context, "app:1").code, 0);
+    for round in 0..4 {
+        let pruner = {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                distill(&root, &["builder", "prune", "-a", "-f"]).code
+                    + distill(&root, &["prune", "-a", "-f"]).code
+            })
+        };
+        let built = build(&root, &context, &format!("app:{round}"));
+        assert_eq!(built.code, 0, "{}", built.stderr);
+        assert_eq!(pruner.join().unwrap(), 0);
+        let tag = format!("app:{round}");
+        let archive = dir.path().join(format!("{round}.tar"));
+        let saved = distill(&root, &["save", "-o", archive.to_str().unwrap(), &tag]);
+        assert_eq!(saved.code, 0, "round {round}: {}", saved.stderr);
+    }
 }

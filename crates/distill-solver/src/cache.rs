@@ -1,15 +1,18 @@
 //! The step cache: what a step produced, by [`CacheKey`], kept between builds.
 //!
-//! One small JSON file per key in a directory the caller chooses (the store's `cache/`).
+//! One small JSON file per key in a directory the caller chooses (the store's
+//! `cache/steps/`, whose records the store's garbage collection treats as roots).
 //! Records are written to a temporary file and renamed, so a reader sees a whole record or
 //! none, and a crash leaves at most a temporary file behind. The cache records results; it
 //! never holds the content itself (layers live in the store), so a record whose content has
-//! since been collected is the caller's miss to detect.
+//! since gone is the caller's miss to detect. A hit renews the record's modification time:
+//! that is its last use, by which build-cache pruning orders records.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -41,10 +44,17 @@ impl StepCache {
     }
 
     /// The record for `key`; `None` when there is none or it cannot be read (an unreadable
-    /// record is a miss: the step runs again and replaces it).
+    /// record is a miss: the step runs again and replaces it). A record found is marked used
+    /// now.
     pub fn get<T: DeserializeOwned>(&self, key: &CacheKey) -> Option<T> {
-        let bytes = fs::read(self.path(key)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let path = self.path(key);
+        let bytes = fs::read(&path).ok()?;
+        let value = serde_json::from_slice(&bytes).ok()?;
+        // Only an age for pruning: a store we cannot write to still gives its hits.
+        if let Ok(file) = fs::OpenOptions::new().write(true).open(&path) {
+            let _ = file.set_modified(SystemTime::now());
+        }
+        Some(value)
     }
 
     /// Records `value` for `key`, replacing any earlier record.
@@ -86,6 +96,16 @@ mod tests {
         assert_eq!(cache.get::<Vec<String>>(&key), None);
         cache.put(&key, &vec!["x".to_string()]).unwrap();
         assert_eq!(cache.get::<Vec<String>>(&key), Some(vec!["x".to_string()]));
+        let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        fs::File::options()
+            .write(true)
+            .open(cache.path(&key))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(cache.get::<Vec<String>>(&key).is_some());
+        let used = fs::metadata(cache.path(&key)).unwrap().modified().unwrap();
+        assert!(used > old, "a hit marks the record used");
         fs::write(cache.path(&key), b"{not json").unwrap();
         assert_eq!(cache.get::<Vec<String>>(&key), None);
         cache.remove(&key);

@@ -2,8 +2,9 @@
 //!
 //! Collection runs under the exclusive `gc` lock, so no process is writing (writers hold it
 //! shared): everything in `ingest/` is an orphan of a crash or an abandoned write, and any blob
-//! or snapshot that no image record reaches can go. It never removes anything an image record
-//! reaches.
+//! or snapshot that neither an image record nor a live build-cache step record reaches can go
+//! (see `build_cache.rs`: the build cache is a root, as BuildKit's is in Docker). It never
+//! removes anything an image record or a live step record reaches.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -11,6 +12,7 @@ use std::fs;
 use distill_image::{media_type, Descriptor, Digest, ImageConfig, Manifest};
 
 use crate::atomic;
+use crate::build_cache::BuildCacheUsage;
 use crate::error::{IoContext, Result};
 use crate::lock::{LockGuard, LockMode};
 use crate::refs::RefDb;
@@ -30,12 +32,13 @@ pub struct PruneReport {
     pub deleted_images: Vec<Digest>,
     pub deleted_blobs: usize,
     pub deleted_snapshots: usize,
-    /// Orphaned temporary files and directories.
+    /// Orphaned temporary files and directories, and build-cache step records whose layer
+    /// has gone (they could only miss).
     pub deleted_temporaries: usize,
     pub reclaimed_bytes: u64,
 }
 
-/// The content reachable from the image records.
+/// The content reachable from some roots.
 #[derive(Debug, Default)]
 pub(crate) struct Reachable {
     pub blobs: BTreeSet<Digest>,
@@ -68,7 +71,7 @@ impl Store {
         Ok(report)
     }
 
-    /// What reaches what, from the current records.
+    /// What the image records reach (the build cache not included).
     pub(crate) fn reachable(&self, db: &RefDb) -> Reachable {
         let mut reachable = Reachable::default();
         let mut pending: Vec<Descriptor> = db.records.values().map(|r| r.target.clone()).collect();
@@ -102,12 +105,20 @@ impl Store {
     }
 }
 
-/// Deletes what the records do not reach. `_gc` proves the caller holds the exclusive lock.
-/// Without `clear_ingest`, orphans in `ingest/` are left for `prune`.
+/// Deletes what neither the image records nor live step records reach. `_gc` proves the
+/// caller holds the exclusive lock. Without `clear_ingest` (after `rmi`), orphans in `ingest/`
+/// and dead step records are left for `prune`.
 pub(crate) fn collect(store: &Store, _gc: &LockGuard, clear_ingest: bool) -> Result<PruneReport> {
     let mut report = PruneReport::default();
     let db = store.read_db()?;
-    let reachable = store.reachable(&db);
+    let mut reachable = store.reachable(&db);
+    let cache_entries = store.build_cache_entries()?;
+    store.add_build_cache_roots(&cache_entries, &mut reachable);
+    if clear_ingest {
+        let (removed, bytes) = store.remove_dead_step_records(&cache_entries)?;
+        report.deleted_temporaries += removed;
+        report.reclaimed_bytes += bytes;
+    }
 
     let blobs_dir = store.blobs_dir();
     for entry in fs::read_dir(&blobs_dir).at("listing", &blobs_dir)? {
@@ -142,6 +153,22 @@ pub(crate) fn collect(store: &Store, _gc: &LockGuard, clear_ingest: bool) -> Res
             report.reclaimed_bytes += atomic::tree_size(&path).unwrap_or(0);
             store.remove_snapshot_dir(&path)?;
             report.deleted_snapshots += 1;
+        }
+    }
+
+    // Remembered sizes of layers nothing keeps any more.
+    let layer_records = store.layer_records_dir();
+    if let Ok(entries) = fs::read_dir(&layer_records) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let keep = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|hex| Digest::from_sha256_hex(hex).ok())
+                .is_some_and(|diff_id| reachable.diff_ids.contains(&diff_id));
+            if !keep {
+                fs::remove_file(entry.path()).at("removing", &entry.path())?;
+            }
         }
     }
 
@@ -186,12 +213,16 @@ pub(crate) fn collect(store: &Store, _gc: &LockGuard, clear_ingest: bool) -> Res
 #[derive(Clone, Debug, Default)]
 pub struct DiskUsage {
     pub images: Vec<ImageUsage>,
-    /// All blobs on disk.
+    /// Docker's "Images" line: `total` images, `active` of them with a name, `size` the
+    /// unpacked sizes of the distinct layers (by diff ID) of all images, `reclaimable` those
+    /// of layers only unnamed images have.
+    pub image_layers: Usage,
+    /// All blobs on disk (compressed layers, configs, manifests).
     pub blobs: Usage,
-    /// Unpacked layers.
+    /// Unpacked layers on disk.
     pub snapshots: Usage,
-    /// The build cache directory (entries at its top level).
-    pub build_cache: Usage,
+    /// Step records, cache mounts and context hashes, and the bytes only they keep.
+    pub build_cache: BuildCacheUsage,
     /// Leftovers in `ingest/` (in-progress writes or crash orphans).
     pub temporary_bytes: u64,
 }
@@ -200,14 +231,15 @@ pub struct DiskUsage {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     pub total: usize,
-    /// How many are reachable from tagged images.
+    /// How many are reachable from named images.
     pub active: usize,
     pub size: u64,
-    /// What `prune -a` would free.
+    /// What `prune -a` would free (the build cache's content stays).
     pub reclaimable: u64,
 }
 
-/// One image's footprint: bytes it shares with other images and bytes only it uses.
+/// One image's footprint in unpacked layer bytes, as `docker system df -v`: its size, the
+/// part in layers other images also have, and the rest.
 #[derive(Clone, Debug)]
 pub struct ImageUsage {
     pub record: crate::ImageRecord,
@@ -219,7 +251,8 @@ pub struct ImageUsage {
 }
 
 impl Store {
-    /// Measures the store (reads every manifest and config, walks the snapshots).
+    /// Measures the store (reads every manifest and config, walks the snapshots; a layer's
+    /// unpacked size is measured once, then remembered).
     pub fn disk_usage(&self) -> Result<DiskUsage> {
         let _lease = self.lease()?;
         let db = self.read_db()?;
@@ -239,23 +272,43 @@ impl Store {
             }
         }
 
-        // Which images use which blobs.
+        // Which images have which layers (by diff ID), and how big each layer is unpacked.
+        let mut layer_sizes: BTreeMap<Digest, u64> = BTreeMap::new();
         let mut images = Vec::new();
         let mut users: BTreeMap<Digest, usize> = BTreeMap::new();
+        let mut named_layers: BTreeSet<Digest> = BTreeSet::new();
         for record in db.records.values() {
-            let (blobs, id, created) = match self.image(record) {
-                Ok(image) => (image.blobs(), Some(image.id().clone()), image.created()),
-                Err(_) => (BTreeSet::from([record.target.digest.clone()]), None, None),
+            let (layers, id, created) = match self.image(record) {
+                Ok(image) => {
+                    let mut layers = BTreeSet::new();
+                    for (layer, diff_id) in image
+                        .manifest
+                        .layers
+                        .iter()
+                        .zip(&image.config.rootfs.diff_ids)
+                    {
+                        if !layer_sizes.contains_key(diff_id) {
+                            let size = self.unpacked_size(layer, diff_id).unwrap_or(layer.size);
+                            layer_sizes.insert(diff_id.clone(), size);
+                        }
+                        layers.insert(diff_id.clone());
+                    }
+                    (layers, Some(image.id().clone()), image.created())
+                }
+                Err(_) => (BTreeSet::new(), None, None),
             };
-            for blob in &blobs {
-                *users.entry(blob.clone()).or_default() += 1;
+            for layer in &layers {
+                *users.entry(layer.clone()).or_default() += 1;
             }
-            images.push((record.clone(), id, created, blobs));
+            if !record.names.is_empty() {
+                named_layers.extend(layers.iter().cloned());
+            }
+            images.push((record.clone(), id, created, layers));
         }
-        for (record, id, created, blobs) in images {
-            let size_of = |d: &Digest| blob_sizes.get(d).copied().unwrap_or(0);
-            let size: u64 = blobs.iter().map(size_of).sum();
-            let shared: u64 = blobs.iter().filter(|d| users[*d] > 1).map(size_of).sum();
+        let size_of = |d: &Digest| layer_sizes.get(d).copied().unwrap_or(0);
+        for (record, id, created, layers) in images {
+            let size: u64 = layers.iter().map(size_of).sum();
+            let shared: u64 = layers.iter().filter(|d| users[*d] > 1).map(size_of).sum();
             usage.images.push(ImageUsage {
                 record,
                 id,
@@ -268,8 +321,19 @@ impl Store {
         usage
             .images
             .sort_by_key(|u| std::cmp::Reverse(u.record.added));
+        usage.image_layers = Usage {
+            total: usage.images.len(),
+            active: db.records.values().filter(|r| !r.names.is_empty()).count(),
+            size: layer_sizes.values().sum(),
+            reclaimable: layer_sizes
+                .iter()
+                .filter(|(diff_id, _)| !named_layers.contains(*diff_id))
+                .map(|(_, size)| size)
+                .sum(),
+        };
 
-        // Active = reachable from named images.
+        // Active = reachable from named images; the build cache's content is not reclaimable
+        // by `prune`.
         let mut named = RefDb::default();
         for (digest, record) in &db.records {
             if !record.names.is_empty() {
@@ -277,38 +341,32 @@ impl Store {
             }
         }
         let active = self.reachable(&named);
+        let all_images = self.reachable(&db);
+        let cache_entries = self.build_cache_entries()?;
+        let mut kept = Reachable::default();
+        self.add_build_cache_roots(&cache_entries, &mut kept);
         usage.blobs.total = blob_sizes.len();
         for (digest, size) in &blob_sizes {
             usage.blobs.size += size;
             if active.blobs.contains(digest) {
                 usage.blobs.active += 1;
-            } else {
+            } else if !kept.blobs.contains(digest) {
                 usage.blobs.reclaimable += size;
             }
         }
 
         for snapshot in self.snapshots()? {
+            let diff_id = &snapshot.meta.diff_id;
             usage.snapshots.total += 1;
             usage.snapshots.size += snapshot.meta.size;
-            if active.diff_ids.contains(&snapshot.meta.diff_id) {
+            if active.diff_ids.contains(diff_id) {
                 usage.snapshots.active += 1;
-            } else {
+            } else if !kept.diff_ids.contains(diff_id) {
                 usage.snapshots.reclaimable += snapshot.meta.size;
             }
         }
 
-        let cache = self.cache_dir();
-        if let Ok(entries) = fs::read_dir(&cache) {
-            for entry in entries.flatten() {
-                usage.build_cache.total += 1;
-                let path = entry.path();
-                usage.build_cache.size += if path.is_dir() {
-                    atomic::tree_size(&path).unwrap_or(0)
-                } else {
-                    entry.metadata().map(|m| m.len()).unwrap_or(0)
-                };
-            }
-        }
+        usage.build_cache = self.build_cache_usage(&cache_entries, &all_images);
         usage.temporary_bytes = atomic::tree_size(&self.ingest_dir()).unwrap_or(0);
         Ok(usage)
     }

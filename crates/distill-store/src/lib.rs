@@ -14,8 +14,12 @@
 //! - A snapshot is one layer unpacked, keyed by diff ID and shared by all images:
 //!   [`Store::prepare_snapshot`] gives a directory to fill, [`PreparedSnapshot::commit`]
 //!   publishes it, [`Store::snapshot`] finds it.
-//! - [`Store::prune`] removes what no record reaches (blobs, snapshots) and crash leftovers;
+//! - The build cache's [`StepRecord`]s (`cache/steps/`) are garbage-collection roots like
+//!   image records: [`Store::prune`] removes what neither reaches (blobs, snapshots) and crash
+//!   leftovers; [`Store::prune_build_cache`] drops build cache (`docker builder prune`);
 //!   [`Store::disk_usage`] measures.
+//! - [`Store::image_size`] and [`Store::unpacked_size`] give sizes as Docker shows them (the
+//!   layers' unpacked files), remembered per layer so listings never decompress twice.
 //!
 //! Concurrency: hold a [`Lease`] ([`Store::lease`]) from the first blob you write until the
 //! image that references it is recorded; garbage collection waits for leases. Every file is
@@ -40,8 +44,10 @@
 
 mod atomic;
 mod blob;
+mod build_cache;
 mod error;
 mod gc;
+mod layer_size;
 mod lock;
 mod refs;
 mod snapshot;
@@ -49,6 +55,9 @@ mod store;
 pub mod testing;
 
 pub use blob::{BlobWriter, Expected};
+pub use build_cache::{
+    BuildCachePruneOptions, BuildCachePruneReport, BuildCacheUsage, CachedLayer, StepRecord,
+};
 pub use error::{Result, StoreError};
 pub use gc::{DiskUsage, ImageUsage, PruneOptions, PruneReport, Usage};
 pub use lock::{LockGuard, LockMode};

@@ -5,6 +5,7 @@
 //! ```text
 //! snapshots/sha256/<diff-id hex>/fs/         the layer's files
 //! snapshots/sha256/<diff-id hex>/meta.json   diff ID, size, creation and last use
+//! layers/sha256/<diff-id hex>.json           the size, remembered beyond the snapshot
 //! ingest/snapshot-…/fs/                      a snapshot being prepared
 //! ```
 //!
@@ -118,6 +119,8 @@ impl PreparedSnapshot {
         }
         self.committed = true;
         atomic::sync_dir(&snapshots).at("syncing", &snapshots)?;
+        // Measured as Docker measures a layer: remember it for `images` and `df`.
+        let _ = self.store.record_unpacked_size(diff_id, size);
         Ok(Snapshot { dir: target, meta })
     }
 }

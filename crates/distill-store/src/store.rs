@@ -5,7 +5,8 @@
 //! <root>/index.json             image records (see refs.rs)
 //! <root>/blobs/sha256/<hex>     content, named by its digest, read-only
 //! <root>/snapshots/sha256/<hex> unpacked layers by diff ID (see snapshot.rs)
-//! <root>/cache/                 reserved for the build cache (the solver's)
+//! <root>/cache/                 the build cache (steps/, mounts/, context/; see build_cache.rs)
+//! <root>/layers/sha256/<hex>    unpacked layer sizes by diff ID (see layer_size.rs)
 //! <root>/ingest/                temporary files and directories, all reclaimable by prune
 //! <root>/locks/{gc,refs}.lock   flock(2) locks (see lock.rs)
 //! ```

@@ -299,7 +299,8 @@ fn layers_and_snapshots_are_shared_and_collected_when_unreferenced() {
         .iter()
         .find(|u| u.record.names[0].familiar() == "a:latest")
         .unwrap();
-    assert_eq!(a_usage.shared, a.manifest.layers[0].size);
+    // Sizes are unpacked bytes: the snapshot's measure (64 bytes of hex here).
+    assert_eq!(a_usage.shared, 64);
     assert_eq!(a_usage.unique + a_usage.shared, a_usage.size);
     assert_eq!(usage.snapshots.active, 3);
 

@@ -1,7 +1,8 @@
 //! The local image store commands, with Docker's look and flags: `images`, `tag`, `rmi`,
-//! `inspect`, `history`, `df`, `prune`. Everything they do is `distill-store`'s; this module
-//! parses flags and prints tables the way the docker CLI does (go-units sizes and durations,
-//! tabwriter columns).
+//! `inspect`, `history`, `df`, `prune`, `builder prune`. Everything they do is
+//! `distill-store`'s; this module parses flags and prints tables the way the docker CLI does
+//! (go-units sizes and durations, tabwriter columns). Image and layer sizes are Docker's:
+//! the layers' unpacked files ([`Store::image_size`]), not the compressed blobs.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
@@ -11,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
 use distill_image::{Digest, Reference};
-use distill_store::{Image, PruneOptions, Removal, Store};
+use distill_store::{BuildCachePruneOptions, Image, PruneOptions, Removal, Store};
 use serde_json::{json, Map, Value};
 
 use crate::global::Global;
@@ -32,6 +33,15 @@ pub enum StoreCommand {
     Df(DfArgs),
     /// Remove unreferenced content and leftovers of interrupted writes (like `docker image prune`)
     Prune(PruneArgs),
+    /// Manage the build cache (like `docker builder`)
+    #[command(subcommand)]
+    Builder(BuilderCommand),
+}
+
+#[derive(Subcommand)]
+pub enum BuilderCommand {
+    /// Remove build cache (like `docker builder prune`)
+    Prune(BuilderPruneArgs),
 }
 
 /// `table` (the default) or `json` (one object per line, as `docker --format json`).
@@ -112,6 +122,22 @@ pub struct DfArgs {
 }
 
 #[derive(Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all build cache, not just what no image uses
+    #[arg(short, long)]
+    all: bool,
+    /// Provide filter values (`until=DURATION`: only cache unused for that long, e.g. 24h)
+    #[arg(long, value_name = "FILTER")]
+    filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+    /// Amount of disk space to keep for cache (e.g. 512MB, 10GB; binary units like Docker's)
+    #[arg(long, value_name = "BYTES")]
+    keep_storage: Option<String>,
+}
+
+#[derive(Args)]
 pub struct PruneArgs {
     /// Also remove images without a name (`<none>:<none>`)
     #[arg(short, long)]
@@ -143,6 +169,9 @@ pub fn run(command: StoreCommand, global: &Global) -> anyhow::Result<ExitCode> {
         StoreCommand::History(args) => history(&store, args, &mut out)?,
         StoreCommand::Df(args) => df(&store, args, &mut out)?,
         StoreCommand::Prune(args) => prune(&store, args, &mut out)?,
+        StoreCommand::Builder(BuilderCommand::Prune(args)) => {
+            builder_prune(&store, args, &mut out)?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -182,7 +211,7 @@ fn images(store: &Store, args: ImagesArgs, out: &mut impl Write) -> anyhow::Resu
             digest: record.target.digest.to_string(),
             id: image.id().clone(),
             created: image.created().map(|t| t.unix_timestamp()),
-            size: image.content_size(),
+            size: store.image_size(&image),
         };
         if record.names.is_empty() {
             if filter.is_none() {
@@ -276,7 +305,7 @@ fn inspect(store: &Store, args: InspectArgs, out: &mut impl Write) -> anyhow::Re
     let mut errors = Vec::new();
     for text in &args.images {
         match store.find(text).and_then(|record| store.image(&record)) {
-            Ok(image) => objects.push(inspect_object(&image)),
+            Ok(image) => objects.push(inspect_object(&image, store.image_size(&image))),
             Err(err) => errors.push(err),
         }
     }
@@ -291,8 +320,8 @@ fn inspect(store: &Store, args: InspectArgs, out: &mut impl Write) -> anyhow::Re
     Ok(ExitCode::FAILURE)
 }
 
-/// The shape of `docker image inspect`.
-fn inspect_object(image: &Image) -> Value {
+/// The shape of `docker image inspect`; `size` is the image's unpacked size.
+fn inspect_object(image: &Image, size: u64) -> Value {
     let config = &image.config;
     let repo_tags: Vec<String> = image.record.names.iter().map(Reference::familiar).collect();
     let repositories: BTreeSet<String> = image
@@ -346,7 +375,7 @@ fn inspect_object(image: &Image) -> Value {
     if let Some(version) = &config.os_version {
         object.insert("OsVersion".into(), json!(version));
     }
-    object.insert("Size".into(), json!(image.content_size()));
+    object.insert("Size".into(), json!(size));
     object.insert(
         "RootFS".into(),
         json!({"Type": config.rootfs.kind, "Layers": config.rootfs.diff_ids}),
@@ -420,14 +449,24 @@ fn history(store: &Store, args: HistoryArgs, out: &mut impl Write) -> anyhow::Re
     let _lease = store.lease()?;
     let image = store.image(&store.find(&args.image)?)?;
     let now = now_unix();
-    // Steps that made a layer take the layers in order.
-    let mut layers = image.manifest.layers.iter();
+    // Steps that made a layer take the layers in order, each with its unpacked size.
+    let mut layers = image
+        .manifest
+        .layers
+        .iter()
+        .enumerate()
+        .map(
+            |(index, layer)| match image.config.rootfs.diff_ids.get(index) {
+                Some(diff_id) => store.unpacked_size(layer, diff_id).unwrap_or(layer.size),
+                None => layer.size,
+            },
+        );
     let mut entries: Vec<(Option<i64>, String, u64, String)> = Vec::new();
     for step in &image.config.history {
         let size = if step.empty_layer {
             0
         } else {
-            layers.next().map_or(0, |l| l.size)
+            layers.next().unwrap_or(0)
         };
         let created = step
             .created
@@ -513,16 +552,21 @@ fn history(store: &Store, args: HistoryArgs, out: &mut impl Write) -> anyhow::Re
 
 fn df(store: &Store, args: DfArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let usage = store.disk_usage()?;
-    let named = usage
-        .images
-        .iter()
-        .filter(|i| !i.record.names.is_empty())
-        .count();
+    // Images as Docker counts them (unpacked layers), then what distill keeps on disk besides
+    // (compressed blobs, unpacked snapshots), then the build cache as Docker shows it: only
+    // what no image also uses, all of it reclaimable by `builder prune -a`.
     let rows = [
         (
             "Images",
-            usage.images.len(),
-            named,
+            usage.image_layers.total,
+            usage.image_layers.active,
+            usage.image_layers.size,
+            Some(usage.image_layers.reclaimable),
+        ),
+        (
+            "Blobs",
+            usage.blobs.total,
+            usage.blobs.active,
             usage.blobs.size,
             Some(usage.blobs.reclaimable),
         ),
@@ -615,6 +659,11 @@ fn df(store: &Store, args: DfArgs, out: &mut impl Write) -> anyhow::Result<()> {
             }
         }
         out.write_all(tabulate(&table).as_bytes())?;
+        writeln!(
+            out,
+            "\nBuild cache usage: {}",
+            human_size(usage.build_cache.size, 4)
+        )?;
     }
     Ok(())
 }
@@ -655,6 +704,100 @@ fn prune(store: &Store, args: PruneArgs, out: &mut impl Write) -> anyhow::Result
         human_size(report.reclaimed_bytes, 4)
     )?;
     Ok(())
+}
+
+// ---- builder prune ----
+
+fn builder_prune(
+    store: &Store,
+    args: BuilderPruneArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut options = BuildCachePruneOptions {
+        all: args.all,
+        ..BuildCachePruneOptions::default()
+    };
+    for filter in &args.filter {
+        let (key, value) = filter
+            .split_once('=')
+            .with_context(|| format!("bad format of filter {filter:?}: expected key=value"))?;
+        match key {
+            "until" => {
+                let nanos = distill_golang::time::parse_duration(value)
+                    .map_err(|err| anyhow::anyhow!("--filter until={value}: {err}"))?;
+                let nanos = u64::try_from(nanos).with_context(|| {
+                    format!("--filter until={value}: a duration cannot be negative")
+                })?;
+                options.unused_for = Some(std::time::Duration::from_nanos(nanos));
+            }
+            _ => bail!("invalid filter {key:?}: builder prune accepts until=DURATION"),
+        }
+    }
+    if let Some(text) = &args.keep_storage {
+        options.keep_bytes = Some(ram_in_bytes(text).with_context(|| {
+            format!("--keep-storage {text:?}: expected a size such as 512MB or 10GB")
+        })?);
+    }
+    if !args.force {
+        let what = if args.all {
+            "all build cache"
+        } else {
+            "all dangling build cache"
+        };
+        write!(
+            out,
+            "WARNING! This will remove {what}. Are you sure you want to continue? [y/N] "
+        )?;
+        out.flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+            bail!("prune cancelled");
+        }
+    }
+    let report = store.prune_build_cache(options)?;
+    if !report.deleted.is_empty() {
+        writeln!(out, "Deleted build cache objects:")?;
+        for id in &report.deleted {
+            writeln!(out, "{id}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        human_size(report.reclaimed_bytes, 4)
+    )?;
+    Ok(())
+}
+
+/// go-units `RAMInBytes`, as `docker builder prune --keep-storage` reads its value: a number
+/// (fractions allowed), an optional space, an optional unit k, m, g, t or p in any case
+/// (powers of 1024), optionally followed by `i` and `b`/`B`.
+fn ram_in_bytes(text: &str) -> Option<u64> {
+    let number_end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(number_end);
+    // `\d+(\.\d+)?`: Go's pattern allows more dotted groups, which its ParseFloat refuses.
+    let mut groups = number.split('.');
+    let well_formed = groups.next().is_some_and(|g| !g.is_empty())
+        && groups.next().is_none_or(|g| !g.is_empty())
+        && groups.next().is_none();
+    if !well_formed {
+        return None;
+    }
+    let value: f64 = number.parse().ok()?;
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    let (power, suffix) = match unit.chars().next() {
+        Some(c @ ('k' | 'm' | 'g' | 't' | 'p')) => ("kmgtp".find(c)? as i32 + 1, &unit[1..]),
+        _ => (0, unit.as_str()),
+    };
+    if !matches!(suffix, "" | "i" | "b" | "ib") {
+        return None;
+    }
+    let bytes = value * 1024f64.powi(power);
+    (bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 // ---- docker's formatting ----
@@ -824,6 +967,29 @@ mod tests {
         }
         assert_eq!(human_size(1_234_500, 4), "1.234MB");
         assert_eq!(human_size(1_234_560, 4), "1.235MB");
+    }
+
+    #[test]
+    fn keep_storage_like_go_units() {
+        let cases = [
+            ("0", Some(0)),
+            ("512", Some(512)),
+            ("1k", Some(1024)),
+            ("1kb", Some(1024)),
+            ("1KiB", Some(1024)),
+            ("1.5 MB", Some(1_572_864)),
+            ("10GB", Some(10 << 30)),
+            ("2t", Some(2 << 40)),
+            ("", None),
+            ("MB", None),
+            ("1.2.3MB", None),
+            ("1x", None),
+            ("1MBB", None),
+            ("-1MB", None),
+        ];
+        for (text, bytes) in cases {
+            assert_eq!(ram_in_bytes(text), bytes, "{text:?}");
+        }
     }
 
     #[test]
