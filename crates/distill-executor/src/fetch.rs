@@ -12,7 +12,8 @@
 //! - redirects are followed (at most 10, `http` to `https` too), any other answer than 2xx is an
 //!   error, a gzip `Content-Encoding` is decoded as Go's client does;
 //! - `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` are read as Go's `net/http` reads them;
-//! - `--checksum=sha256:...` is checked before the file is used.
+//! - `--checksum=sha256:...` is checked before the file is used; with it, or with an `ETag`
+//!   the server confirms, a rebuild's cache key is known without downloading ([`UrlSources`]).
 //!
 //! Remote archives are never extracted: that is the engine's rule, and this module only
 //! downloads. Nothing a server sends can make it panic; every error names the URL.
@@ -81,7 +82,7 @@ impl<'a> UrlSources<'a> {
             let Some(validator) = self.validator(url) else {
                 return Ok(None);
             };
-            match get(url, Some(&validator.etag))? {
+            match get(url, Some(&validator.etag), READ_TIMEOUT)? {
                 Answer::NotModified(etag)
                     if etag
                         .as_deref()
@@ -303,8 +304,17 @@ fn sha256_digest(content: &[u8]) -> String {
 
 /// Downloads `url`; with a `checksum`, refuses content of another digest.
 pub fn fetch(url: &str, checksum: Option<&str>) -> Result<Download, FetchError> {
+    fetch_within(url, checksum, READ_TIMEOUT)
+}
+
+/// [`fetch`], giving up when the server is silent for `read_timeout`.
+fn fetch_within(
+    url: &str,
+    checksum: Option<&str>,
+    read_timeout: Duration,
+) -> Result<Download, FetchError> {
     let expected = checksum.map(parse_checksum).transpose()?;
-    let Answer::Fresh(response) = get(url, None)? else {
+    let Answer::Fresh(response) = get(url, None, read_timeout)? else {
         // Only a conditional request can be answered "not modified".
         return Err(FetchError::new(format!(
             "{url}: the server answered 304 Not Modified to an unconditional request"
@@ -368,8 +378,13 @@ enum Answer {
     NotModified(Option<String>),
 }
 
-/// GETs `url`, following redirects, with `If-None-Match` when given.
-fn get(url: &str, if_none_match: Option<&str>) -> Result<Answer, FetchError> {
+/// GETs `url`, following redirects, with `If-None-Match` when given; a server silent for
+/// `read_timeout` is given up.
+fn get(
+    url: &str,
+    if_none_match: Option<&str>,
+    read_timeout: Duration,
+) -> Result<Answer, FetchError> {
     // The fragment is the client's, never sent.
     let mut current = url.split('#').next().unwrap_or(url).to_string();
     for _ in 0..=MAX_REDIRECTS {
@@ -381,7 +396,7 @@ fn get(url: &str, if_none_match: Option<&str>) -> Result<Answer, FetchError> {
         let uri: Uri = current
             .parse()
             .map_err(|e| FetchError::new(format!("{at}: not a valid URL: {e}")))?;
-        let agent = agent(&uri, &at)?;
+        let agent = agent(&uri, &at, read_timeout)?;
         let mut request = agent.get(&uri);
         if let Some(tags) = if_none_match {
             request = request.header("If-None-Match", tags);
@@ -518,7 +533,7 @@ fn remove_dot_segments(path: &str) -> String {
 }
 
 /// A client for one request: the proxy its scheme and host call for, the system's roots.
-fn agent(uri: &Uri, at: &str) -> Result<Agent, FetchError> {
+fn agent(uri: &Uri, at: &str, read_timeout: Duration) -> Result<Agent, FetchError> {
     let https = match uri.scheme_str() {
         Some(scheme) if scheme.eq_ignore_ascii_case("https") => true,
         Some(scheme) if scheme.eq_ignore_ascii_case("http") => false,
@@ -539,7 +554,7 @@ fn agent(uri: &Uri, at: &str) -> Result<Agent, FetchError> {
         .max_redirects(0)
         .proxy(proxy)
         .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_per_read(Some(READ_TIMEOUT))
+        .timeout_per_read(Some(read_timeout))
         .user_agent(USER_AGENT);
     if https {
         let roots = system_roots().map_err(|why| {
@@ -728,6 +743,12 @@ fn describe(at: &str, error: ureq::Error) -> FetchError {
         ureq::Error::Io(io) if io.to_string().contains("failed to lookup address") => {
             FetchError::new(format!("{at}: {io}")).hint(RESOLVE_HINT)
         }
+        ureq::Error::Timeout(ureq::Timeout::Connect) => {
+            FetchError::new(format!("{at}: connecting timed out"))
+        }
+        ureq::Error::Timeout(ureq::Timeout::PerRead) => FetchError::new(format!(
+            "{at}: timed out waiting for the server to send data"
+        )),
         ureq::Error::Timeout(what) => FetchError::new(format!("{at}: timed out ({what})")),
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             FetchError::new(format!("{at}: connecting: {io}"))
@@ -908,7 +929,8 @@ mod tests {
         assert!(!use_proxy("anything", 80, "*"));
     }
 
-    /// Answers each connection with the next canned response, and returns the requests.
+    /// Answers each connection with the next canned response (an empty one: silence), and
+    /// returns the requests.
     fn serve(answers: Vec<String>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -926,6 +948,10 @@ mod tests {
                 }
                 requests.push(String::from_utf8_lossy(&request).into_owned());
                 socket.write_all(answer.as_bytes()).unwrap();
+                if answer.is_empty() {
+                    // Silent: hold the connection until the client gives up.
+                    let _ = socket.read(&mut buffer);
+                }
             }
             requests
         });
@@ -985,6 +1011,17 @@ mod tests {
                 .starts_with("http://127.0.0.1:1/x: connecting"),
             "{unreachable}"
         );
+    }
+
+    #[test]
+    fn a_silent_server_times_out() {
+        let (port, server) = serve(vec![String::new()]);
+        let url = format!("http://127.0.0.1:{port}/silent");
+        let silent = fetch_within(&url, None, Duration::from_millis(300)).err();
+        server.join().unwrap();
+        let silent = silent.expect("a server that never answers must time out");
+        assert!(silent.message.starts_with(&url), "{silent}");
+        assert!(silent.message.contains("timed out"), "{silent}");
     }
 
     #[test]
