@@ -22,6 +22,7 @@ use std::fmt;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -155,7 +156,10 @@ impl<'a> UrlSources<'a> {
             return;
         };
         let path = self.validator_path(url);
-        let temp = path.with_extension(format!("{}.tmp", std::process::id()));
+        // Stages run in parallel: each writer has its own temporary file.
+        static WRITERS: AtomicU64 = AtomicU64::new(0);
+        let writer = WRITERS.fetch_add(1, Ordering::Relaxed);
+        let temp = path.with_extension(format!("{}-{writer}.tmp", std::process::id()));
         let written = std::fs::create_dir_all(&self.validators)
             .and_then(|()| std::fs::write(&temp, &bytes))
             .and_then(|()| std::fs::rename(&temp, &path));
@@ -1010,6 +1014,24 @@ mod tests {
                 .message
                 .starts_with("http://127.0.0.1:1/x: connecting"),
             "{unreachable}"
+        );
+    }
+
+    /// Download speed, by hand: `DISTILL_FETCH_BENCH_URL=https://... cargo test --release -p
+    /// distill-executor fetch::tests::download_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark against a server given in DISTILL_FETCH_BENCH_URL"]
+    fn download_speed() {
+        let url = std::env::var("DISTILL_FETCH_BENCH_URL").expect("DISTILL_FETCH_BENCH_URL");
+        let start = std::time::Instant::now();
+        let download = fetch(&url, None).unwrap();
+        let seconds = start.elapsed().as_secs_f64();
+        let megabytes = download.content.len() as f64 / 1e6;
+        assert!(megabytes > 0.0, "nothing downloaded");
+        eprintln!(
+            "{megabytes:.1} MB in {seconds:.3} s: {:.0} MB/s ({})",
+            megabytes / seconds,
+            download.digest
         );
     }
 
