@@ -665,10 +665,14 @@ impl<'a> Engine<'a> {
         label: &str,
     ) -> Result<()> {
         let view = self.view(&state.layers)?;
+        // Docker 20.10's BuildKit makes the directory as its file operations resolve `--chown`:
+        // a number is uid and gid (`USER 1500` gives 1500:1500), and a name /etc/passwd or
+        // /etc/group lacks is root, not an error (the next RUN is what refuses such a USER).
+        let root = users::Ids { uid: 0, gid: 0 };
         let ids = if user.is_empty() {
-            users::Ids { uid: 0, gid: 0 }
+            root
         } else {
-            users::resolve(&view, user, false).map_err(BuildError::message)?
+            users::resolve(&view, user, true).unwrap_or(root)
         };
         let key = KeyBuilder::new("mkdir")
             .parent(&state.key)
@@ -1354,12 +1358,7 @@ impl<'a> Engine<'a> {
         } else {
             users::resolve(view, user, false).map_err(BuildError::message)?
         };
-        let user_name = user.split(':').next().unwrap_or("");
-        let additional_gids = if user_name.parse::<u32>().is_err() && !user_name.is_empty() {
-            users::supplementary_groups(view, user_name)
-        } else {
-            Vec::new()
-        };
+        let additional_gids = users::supplementary_groups(view, user);
         // runc gives the process the user's home when the environment sets none; tools such as
         // `go build` and pip need it.
         if !env
@@ -1377,6 +1376,8 @@ impl<'a> Engine<'a> {
             .prepare(&lowers, &view_dir)
             .or_build(|| "preparing the RUN step's file system")?;
         let mut spec = SandboxSpec::new(prepared.rootfs(), args.clone());
+        // Docker 20.10's runc leaves the directories it made for mount targets in the layer.
+        spec.keep_directory_stubs = true;
         spec.env = env;
         spec.cwd = PathBuf::from(workdir);
         spec.uid = ids.uid;

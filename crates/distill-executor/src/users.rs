@@ -29,8 +29,8 @@ fn lookup(file: &[u8], name: &str) -> Option<(u32, Option<u32>)> {
 
 /// Resolves `user[:group]` against the view's files. A number is taken as is; a user name
 /// gives its uid and (without `:group`) its primary group; a user number without a group
-/// gets the group of the passwd entry with that uid, else its own number as gid for `--chown`
-/// (`default_gid_from_user`) or 0 for USER.
+/// gets its own number as gid for `--chown` (`default_gid_from_user`), and for USER the group
+/// of the passwd entry with that uid, else 0. An empty user (`--chown=:group`) is root.
 pub fn resolve(view: &RootView, spec: &str, default_gid_from_user: bool) -> Result<Ids, String> {
     let (user, group) = match spec.split_once(':') {
         Some((user, group)) => (user, Some(group)),
@@ -40,6 +40,11 @@ pub fn resolve(view: &RootView, spec: &str, default_gid_from_user: bool) -> Resu
         .read(Path::new("/etc/passwd"))
         .map_err(|error| format!("reading /etc/passwd: {error}"))?;
     let (uid, primary) = match user.parse::<u32>() {
+        // `--chown=:group` (Docker 20.10's BuildKit takes an empty user as root).
+        _ if user.is_empty() => (0, Some(0)),
+        // `--chown=1500`: Docker 20.10's BuildKit takes the number as the group too, without
+        // reading /etc/passwd (USER 1500 does read it).
+        Ok(uid) if default_gid_from_user => (uid, Some(uid)),
         Ok(uid) => {
             let primary = passwd.as_deref().and_then(|file| {
                 String::from_utf8_lossy(file).lines().find_map(|line| {
@@ -87,8 +92,32 @@ pub fn resolve(view: &RootView, spec: &str, default_gid_from_user: bool) -> Resu
     Ok(Ids { uid, gid })
 }
 
-/// Supplementary groups of a user name, from `/etc/group` (member lists).
-pub fn supplementary_groups(view: &RootView, user: &str) -> Vec<u32> {
+/// The supplementary groups a process started as `spec` (`user[:group]`) gets, as runc's
+/// user lookup gives them: none when the group is explicit; else the groups of
+/// `/etc/group` listing the passwd entry's name among their members, that entry found by
+/// name or, for a number, by uid (`USER 1000` gets app's groups; `USER 1000:1000` none).
+pub fn supplementary_groups(view: &RootView, spec: &str) -> Vec<u32> {
+    if spec.is_empty() || spec.contains(':') {
+        return Vec::new();
+    }
+    let name = match spec.parse::<u32>() {
+        Err(_) => spec.to_string(),
+        Ok(uid) => {
+            let Ok(Some(passwd)) = view.read(Path::new("/etc/passwd")) else {
+                return Vec::new();
+            };
+            let found = String::from_utf8_lossy(&passwd).lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.len() >= 3 && fields[2].trim().parse::<u32>().ok() == Some(uid))
+                    .then(|| fields[0].to_string())
+            });
+            match found {
+                Some(name) => name,
+                None => return Vec::new(),
+            }
+        }
+    };
+    let user = name.as_str();
     let Ok(Some(file)) = view.read(Path::new("/etc/group")) else {
         return Vec::new();
     };
@@ -181,10 +210,17 @@ mod tests {
             Ids { uid: 1000, gid: 50 }
         );
         assert_eq!(
-            resolve(&view, "1000", true).unwrap(),
+            resolve(&view, "1000", false).unwrap(),
             Ids {
                 uid: 1000,
                 gid: 1001
+            }
+        );
+        assert_eq!(
+            resolve(&view, "1000", true).unwrap(),
+            Ids {
+                uid: 1000,
+                gid: 1000
             }
         );
         assert_eq!(
@@ -199,5 +235,13 @@ mod tests {
             .unwrap_err()
             .contains("unable to find user nobody"));
         assert_eq!(supplementary_groups(&view, "app"), [50]);
+        assert_eq!(supplementary_groups(&view, "1000"), [50]);
+        assert!(supplementary_groups(&view, "app:staff").is_empty());
+        assert!(supplementary_groups(&view, "1000:1001").is_empty());
+        assert!(supplementary_groups(&view, "4242").is_empty());
+        assert_eq!(
+            resolve(&view, ":staff", true).unwrap(),
+            Ids { uid: 0, gid: 50 }
+        );
     }
 }

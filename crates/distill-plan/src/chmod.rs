@@ -6,7 +6,7 @@ use distill_frontend::{Diagnostic, Source, Word};
 /// A checked `--chmod` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Chmod {
-    /// Permission bits, setuid/setgid/sticky included.
+    /// Permission bits (`0o777` at most: see `parse_chmod`).
     Octal(u32),
     /// Clauses to apply to each file's current mode, as written.
     Symbolic(String),
@@ -28,8 +28,11 @@ pub fn parse_chmod(source: &Source, word: &Word) -> Result<Chmod, Diagnostic> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         // Go's ParseUint(s, 8, 32): digits 8 and 9 make it symbolic, which fails below.
         if let Ok(mode) = u32::from_str_radix(text, 8) {
+            // Docker 20.10's BuildKit hands the number to Go's os.Chmod as an os.FileMode,
+            // whose setuid/setgid/sticky flags are other bits: 04755 gives 0755. distill
+            // matches the engine it is compared with.
             return if mode <= 0o7777 {
-                Ok(Chmod::Octal(mode))
+                Ok(Chmod::Octal(mode & 0o777))
             } else {
                 Err(invalid())
             };
@@ -90,7 +93,8 @@ mod tests {
     #[test]
     fn octal_and_symbolic_modes() {
         assert_eq!(parse("755"), Ok(Chmod::Octal(0o755)));
-        assert_eq!(parse("04755"), Ok(Chmod::Octal(0o4755)));
+        assert_eq!(parse("04755"), Ok(Chmod::Octal(0o755)));
+        assert_eq!(parse("1777"), Ok(Chmod::Octal(0o777)));
         assert_eq!(parse("0"), Ok(Chmod::Octal(0)));
         assert_eq!(parse("u+x,go-w"), Ok(Chmod::Symbolic("u+x,go-w".into())));
         assert_eq!(parse("a=rX"), Ok(Chmod::Symbolic("a=rX".into())));

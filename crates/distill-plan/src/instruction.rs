@@ -718,10 +718,12 @@ impl NodeParser<'_> {
                         format!("--retries expects a whole number, not {:?}", word.value),
                     )
                 })?;
-                if retries < 0 {
+                // Docker 20.10's BuildKit refuses 0 too (newer releases take it as the
+                // default); distill matches the engine it is compared with.
+                if retries < 1 {
                     return Err(self.error(
                         word.pos,
-                        format!("--retries cannot be negative ({retries})"),
+                        format!("--retries must be at least 1 (not {retries})"),
                     ));
                 }
                 let retries = u32::try_from(retries)
@@ -1120,7 +1122,11 @@ pub(crate) mod tests {
         );
         assert_eq!(
             error("HEALTHCHECK --retries=-1 CMD x").0,
-            "--retries cannot be negative (-1)"
+            "--retries must be at least 1 (not -1)"
+        );
+        assert_eq!(
+            error("HEALTHCHECK --retries=0 CMD x").0,
+            "--retries must be at least 1 (not 0)"
         );
         assert_eq!(
             error("HEALTHCHECK --retries=many CMD x").0,

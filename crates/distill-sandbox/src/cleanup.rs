@@ -30,11 +30,13 @@ fn open_beneath(root: &OwnedFd, rel: &Path, flags: OFlags) -> Result<OwnedFd, Er
 }
 
 /// Removes, from the directory that received the run's writes, each stub that is still
-/// empty, newest first, then restores the times of the directories they were created in.
+/// empty, newest first (only the files with `keep_directories`), then restores the times of
+/// the directories they were created in.
 pub(crate) fn remove_stubs(
     writable: &Path,
     stubs: &[MountStub],
     parents: &[SavedTimes],
+    keep_directories: bool,
 ) -> Result<()> {
     if stubs.is_empty() {
         return Ok(());
@@ -65,7 +67,9 @@ pub(crate) fn remove_stubs(
             continue;
         };
         let file_type = FileType::from_raw_mode(stat.st_mode);
-        let removal = if stub.is_dir && file_type == FileType::Directory {
+        let removal = if stub.is_dir && keep_directories {
+            continue;
+        } else if stub.is_dir && file_type == FileType::Directory {
             rustix::fs::unlinkat(&parent_fd, name, AtFlags::REMOVEDIR)
         } else if !stub.is_dir && file_type == FileType::RegularFile && stat.st_size == 0 {
             rustix::fs::unlinkat(&parent_fd, name, AtFlags::empty())

@@ -243,6 +243,7 @@ impl Sandbox {
         };
         let mut running = self.start(stdio, &request)?;
         running.writable_dir = Some(spec.rootfs.writable_dir().to_owned());
+        running.keep_directory_stubs = spec.keep_directory_stubs;
         Ok(running)
     }
 
@@ -390,6 +391,7 @@ impl Sandbox {
             },
             ids: self.ids.clone(),
             writable_dir: None,
+            keep_directory_stubs: false,
         };
         proto::send(running.socket.as_fd(), request)
             .map_err(|error| Error::Protocol(format!("sending the request: {error}")))?;
@@ -431,6 +433,8 @@ pub struct RunningSandbox {
     killer: Killer,
     ids: IdMapping,
     writable_dir: Option<PathBuf>,
+    /// `SandboxSpec::keep_directory_stubs` of the spec it runs.
+    keep_directory_stubs: bool,
 }
 
 /// What the init said during a run.
@@ -460,7 +464,12 @@ impl RunningSandbox {
         let reap = self.reap();
         let cleaned = match &self.writable_dir {
             Some(dir) => match &outcome {
-                Ok(reports) => cleanup::remove_stubs(dir, &reports.stubs, &reports.parents),
+                Ok(reports) => cleanup::remove_stubs(
+                    dir,
+                    &reports.stubs,
+                    &reports.parents,
+                    self.keep_directory_stubs,
+                ),
                 Err(_) => Ok(()),
             },
             None => Ok(()),

@@ -163,6 +163,12 @@ pub struct SandboxSpec {
     /// --read-only`); the system and extra mounts keep their own modes.
     #[serde(default)]
     pub read_only_root: bool,
+    /// Leaves in the root the directories made for mount points that did not exist (and
+    /// their missing parents), as Docker 20.10's runc does for RUN mounts; mount points
+    /// that are files are removed either way. Off: every stub is removed, as current
+    /// BuildKit does.
+    #[serde(default)]
+    pub keep_directory_stubs: bool,
 }
 
 impl SandboxSpec {
@@ -182,6 +188,7 @@ impl SandboxSpec {
             system_mounts: SystemMounts::default(),
             mounts: Vec::new(),
             read_only_root: false,
+            keep_directory_stubs: false,
         }
     }
 

@@ -334,12 +334,7 @@ fn resolve_user(view: &RootView, user: &str) -> Result<(u32, u32, Vec<u32>, Stri
         code: EXIT_DISTILL_FAILED,
         error: anyhow::anyhow!("user {user:?}: {message}"),
     })?;
-    let name = user.split(':').next().unwrap_or(user);
-    let additional = if name.parse::<u32>().is_err() {
-        users::supplementary_groups(view, name)
-    } else {
-        Vec::new()
-    };
+    let additional = users::supplementary_groups(view, user);
     Ok((ids.uid, ids.gid, additional, home))
 }
 

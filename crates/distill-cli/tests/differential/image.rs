@@ -91,26 +91,58 @@ impl Image {
     }
 }
 
+/// The `rootfs.diff_ids` of an image config, in order.
+pub fn diff_ids(config: &serde_json::Value) -> Vec<String> {
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .map(|id| id.as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads the only image of a docker-archive (`manifest.json` + config + layer tars, plain,
 /// gzip or zstd, in either Docker's legacy `<id>/layer.tar` form or the OCI `blobs/` form).
 pub fn read_archive(path: &Path) -> Result<Image, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut members = BTreeMap::new();
+    // `docker save` writes a layer that an image has twice (two steps with the same diff) once,
+    // and the second `<id>/layer.tar` as a symlink to `../<first id>/layer.tar`.
+    let mut links = BTreeMap::new();
     let mut archive = tar::Archive::new(file);
     let entries = archive
         .entries()
         .map_err(|e| format!("{}: {e}", path.display()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("{}: {e}", path.display()))?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
         let name = entry
             .path()
             .map_err(|e| format!("{}: {e}", path.display()))?
             .to_string_lossy()
             .trim_start_matches("./")
             .to_string();
+        if entry.header().entry_type().is_symlink() {
+            if let Ok(Some(target)) = entry.link_name() {
+                let mut resolved: Vec<String> = name.split('/').map(String::from).collect();
+                resolved.pop();
+                for part in target.to_string_lossy().split('/') {
+                    match part {
+                        "" | "." => {}
+                        ".." => {
+                            resolved.pop();
+                        }
+                        part => resolved.push(part.to_string()),
+                    }
+                }
+                links.insert(name, resolved.join("/"));
+            }
+            continue;
+        }
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
         let mut bytes = Vec::new();
         entry
             .read_to_end(&mut bytes)
@@ -118,8 +150,9 @@ pub fn read_archive(path: &Path) -> Result<Image, String> {
         members.insert(name, bytes);
     }
     let member = |name: &str| {
+        let target = links.get(name).map_or(name, String::as_str);
         members
-            .get(name)
+            .get(target)
             .ok_or_else(|| format!("{}: no member {name}", path.display()))
     };
     let manifest: serde_json::Value = serde_json::from_slice(member("manifest.json")?)

@@ -98,13 +98,14 @@ impl Snapshotter {
                 ));
             }
         }
+        let parents = topmost_occurrences(parents);
         let prepared = match self.kind {
             SnapshotterKind::Overlay => None,
-            SnapshotterKind::Copy => Some(copy::prepare(parents, work)?),
+            SnapshotterKind::Copy => Some(copy::prepare(&parents, work)?),
         };
         Ok(View {
             kind: self.kind,
-            parents: parents.to_vec(),
+            parents,
             upper: upper.to_owned(),
             work: work.to_owned(),
             dir: None,
@@ -112,6 +113,22 @@ impl Snapshotter {
             opaque_xattr: self.opaque_xattr,
         })
     }
+}
+
+/// `parents` (bottom first) with each directory kept only where it is topmost.
+///
+/// Layers are stored by content, so two steps with the same diff (two `RUN true`, or a
+/// `WORKDIR` that exists) share one directory, and overlayfs refuses a lower directory named
+/// twice (ELOOP). Dropping the lower occurrences changes nothing a process sees: every path,
+/// whiteout and opaque mark of the lower copy is also in the upper one, which covers it.
+fn topmost_occurrences(parents: &[PathBuf]) -> Vec<PathBuf> {
+    let mut kept: Vec<PathBuf> = Vec::with_capacity(parents.len());
+    for (index, parent) in parents.iter().enumerate() {
+        if !parents[index + 1..].contains(parent) {
+            kept.push(parent.clone());
+        }
+    }
+    kept
 }
 
 /// A writable view on parent snapshots, for one step.
@@ -190,4 +207,22 @@ pub struct Diff {
     pub path: PathBuf,
     /// The xattr marking opaque directories in `path`.
     pub opaque_xattr: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parent_named_twice_is_kept_where_it_is_topmost() {
+        let paths = |names: &[&str]| names.iter().map(PathBuf::from).collect::<Vec<_>>();
+        assert_eq!(
+            topmost_occurrences(&paths(&["base", "empty", "a", "empty", "b"])),
+            paths(&["base", "a", "empty", "b"])
+        );
+        assert_eq!(
+            topmost_occurrences(&paths(&["base", "x", "x"])),
+            paths(&["base", "x"])
+        );
+    }
 }
