@@ -248,10 +248,9 @@ fn kind_of(meta: &Metadata) -> Option<EntryKind> {
         EntryKind::CharDevice
     } else if file_type.is_block_device() {
         EntryKind::BlockDevice
-    } else if file_type.is_fifo() {
-        EntryKind::Fifo
     } else {
-        return None; // sockets are never copied
+        // Fifos and sockets: Docker 20.10's copier skips them ("unsupported mode").
+        return None;
     })
 }
 
@@ -343,7 +342,9 @@ impl CopyRequest<'_> {
         let mut mode = meta.permissions().mode() & 0o7777;
         if kind != EntryKind::Symlink {
             match self.chmod {
-                Some(Chmod::Octal(octal)) => mode = *octal,
+                // Docker 20.10 replaces the permission bits only: a setuid source copied
+                // with --chmod=0750 is 4750.
+                Some(Chmod::Octal(octal)) => mode = (mode & 0o7000) | (*octal & 0o777),
                 Some(Chmod::Symbolic(spec)) => {
                     mode = apply_symbolic(mode, spec, kind == EntryKind::Dir)
                 }
@@ -647,8 +648,8 @@ impl CopyRequest<'_> {
         header
     }
 
-    /// Extracts a local tar archive (plain, gzip, bzip2, xz or zstd) into `dest`; `None` when the file
-    /// is not an archive (it is then copied as a file).
+    /// Extracts a local tar archive (plain, gzip, bzip2 or xz) into `dest`; `None` when the file
+    /// is not one (it is then copied as a file).
     fn try_unpack(
         &self,
         plan: &mut CopyPlan,
@@ -659,9 +660,13 @@ impl CopyRequest<'_> {
             fs::File::open(&found.host).map_err(|e| format!("{}: {e}", found.display()))?;
         let head = distill_archive::compression::read_head(&mut file)
             .map_err(|e| format!("{}: {e}", found.display()))?;
+        // Docker 20.10's untar knows gzip, bzip2 and xz only: a zstd tar is copied as a file.
+        if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            return Ok(None);
+        }
         let reader = io::Cursor::new(head.clone()).chain(file);
-        // gzip, zstd and plain tar through distill-archive; bzip2 and xz as BuildKit also
-        // unpacks them (xz is decompressed whole: lzma-rs has no streaming reader).
+        // gzip and plain tar through distill-archive; bzip2 and xz as BuildKit also unpacks
+        // them (xz is decompressed whole: lzma-rs has no streaming reader).
         let mut stream: Box<dyn Read> = if head.starts_with(b"BZh") {
             Box::new(bzip2::read::MultiBzDecoder::new(reader))
         } else if head.starts_with(b"\xfd7zXZ\x00") {
