@@ -664,6 +664,9 @@ cases! {
     setuid_chown [];
     escape_directive [];
     literal_exec_forms [];
+    config_spelling [];
+    dockerignore_star [];
+    copy_sources [];
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1

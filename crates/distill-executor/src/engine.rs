@@ -504,17 +504,21 @@ impl<'a> Engine<'a> {
             }
             Command::Workdir(path) => {
                 let previous = runtime.working_dir.clone().unwrap_or_else(|| "/".into());
+                // Docker 20.10's BuildKit records an absolute WORKDIR as written (`/app//x/`
+                // stays so in the config and history) and joins a relative one to the
+                // previous directory, which cleans it.
                 let workdir = if path.value.starts_with('/') {
-                    clean_path(&path.value)
+                    path.value.clone()
                 } else {
                     clean_path(&format!("{previous}/{}", path.value))
                 };
                 runtime.working_dir = Some(workdir.clone());
                 let user = runtime.user.clone().unwrap_or_default();
-                if workdir != "/" {
+                let directory = clean_path(&workdir);
+                if directory != "/" {
                     counter.index += 1;
                     let label = format!("{} {}", counter.label(), display(instruction));
-                    self.workdir(state, &workdir, &user, &label)?;
+                    self.workdir(state, &directory, &user, &label)?;
                     history(state, format!("WORKDIR {workdir}"), true);
                 } else {
                     history(state, format!("WORKDIR {workdir}"), false);

@@ -301,7 +301,8 @@ pub fn normalise_created_by(text: &str, legacy: bool) -> String {
     text.to_string()
 }
 
-/// The sorted `port/proto` set of either EXPOSE spelling; ranges are expanded.
+/// The sorted `port/proto` set of either EXPOSE spelling; ranges are expanded, protocols are
+/// lower case.
 fn exposed_ports(words: &str) -> Vec<String> {
     let mut ports = BTreeSet::new();
     let words = words
@@ -311,6 +312,8 @@ fn exposed_ports(words: &str) -> Vec<String> {
     for word in words.split_whitespace() {
         let word = word.trim_end_matches(":{}");
         let (range, proto) = word.split_once('/').unwrap_or((word, "tcp"));
+        // The map v0.8 prints has the protocol in lower case; the words keep what was written.
+        let proto = proto.to_ascii_lowercase();
         let bounds = range
             .split_once('-')
             .and_then(|(low, high)| Some((low.parse::<u32>().ok()?, high.parse::<u32>().ok()?)));
@@ -455,7 +458,7 @@ mod tests {
         };
         same(
             "EXPOSE map[443/tcp:{} 53/udp:{} 80/tcp:{} 8080/tcp:{} 8081/tcp:{}]",
-            "EXPOSE 80 443/tcp 53/udp 8080-8081",
+            "EXPOSE 80 443/TCP 53/udp 8080-8081",
         );
         same("ARG A=default B", "ARG A=override B");
         same(
