@@ -667,6 +667,11 @@ cases! {
     config_spelling [];
     dockerignore_star [];
     copy_sources [];
+    target_unresolvable ["--target", "good"];
+    run_special_paths [] rootless;
+    secret_default_target ["--secret", "id=token,src={context}/token.txt"];
+    nonutf8_names [];
+    device_nodes [];
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
@@ -765,6 +770,7 @@ refused! {
     refuse_second_source_missing [];
     refuse_stage_cycle [];
     refuse_run_as_missing_group [];
+    refuse_write_etc_hosts [];
     refuse_copy_dir_onto_link [];
 }
 
