@@ -672,6 +672,10 @@ cases! {
     secret_default_target ["--secret", "id=token,src={context}/token.txt"];
     nonutf8_names [];
     device_nodes [];
+    dockerfile_flag ["-f", "{context}/build/app.Dockerfile"];
+    copy_glob_nothing [];
+    hardlink_modify [] rootless;
+    copy_to_root [];
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
