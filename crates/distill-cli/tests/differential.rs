@@ -676,6 +676,8 @@ cases! {
     copy_glob_nothing [];
     hardlink_modify [] rootless;
     copy_to_root [];
+    scratch_app [] rootless;
+    arg_env_edge ["--build-arg", "CARGO_PKG_NAME", "--build-arg", "EMPTY="];
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
