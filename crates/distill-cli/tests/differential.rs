@@ -595,6 +595,12 @@ fn differential(case: Case, rootless: bool) {
     }
 }
 
+/// `DISTILL_DIFF_ROOTLESS=all` builds every case as the ordinary user too, not only those
+/// marked `rootless` (docs/differential.md says which cases cannot be built that way).
+fn all_rootless() -> bool {
+    std::env::var("DISTILL_DIFF_ROOTLESS").is_ok_and(|value| value == "all")
+}
+
 /// One #[test] per case: `name(flags...)` or `name(flags...) rootless` to also build it as an
 /// ordinary user.
 macro_rules! cases {
@@ -604,7 +610,7 @@ macro_rules! cases {
             if !e2e(stringify!($name)) {
                 return;
             }
-            let rootless = false $(|| stringify!($rootless) == "rootless")?;
+            let rootless = all_rootless() $(|| stringify!($rootless) == "rootless")?;
             differential(Case { name: stringify!($name), flags: &[$($flag),*] }, rootless);
         }
     )*};
