@@ -22,10 +22,12 @@
 //!
 //! Never reads outside the view it is given: `../` and symlinks pointing out resolve inside.
 
-use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, Metadata};
 use std::io::{self, Read};
+use std::ops::Bound;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -33,8 +35,10 @@ use std::path::{Path, PathBuf};
 use distill_context::Matcher;
 use distill_layer::{EntryHeader, EntryKind, LayerWriter};
 use distill_plan::Chmod;
+use rayon::prelude::*;
 
-use crate::rootview::{components, Found, RootView};
+use crate::context::Stamp;
+use crate::rootview::{components, Entry, Found, RootView};
 use crate::users::Ids;
 
 /// Where the data of a planned file comes from.
@@ -42,9 +46,150 @@ use crate::users::Ids;
 pub enum Data {
     None,
     /// A file on the host (inside a view), read when the layer is written.
-    Host(PathBuf),
+    Host(HostFile),
     /// Bytes at hand (a heredoc, an extracted archive member).
     Bytes(Vec<u8>),
+}
+
+/// A host file a copy reads, with the stamp the walk saw (so hashing it needs no second
+/// `stat`: a remembered hash is reused only while the file still has this stamp).
+#[derive(Clone, Debug)]
+pub struct HostFile {
+    pub path: PathBuf,
+    pub stamp: Stamp,
+}
+
+impl HostFile {
+    fn of(found: &Source<'_>) -> HostFile {
+        HostFile {
+            path: found.host.to_path_buf(),
+            stamp: Stamp::of(found.meta),
+        }
+    }
+}
+
+/// Identifies a source file with other links: (source number, device, inode).
+type SharedInode = (usize, u64, u64);
+
+/// An entry a walk planned, with its source inode when other links share it.
+type Walked = (PlanKey, Planned, Option<SharedInode>);
+
+/// A directory's entries as [`CopyRequest::read_tree`] read them, each directory the walk
+/// goes into with its own listing (`below[i]` for `entries[i]`).
+struct Listing {
+    entries: Vec<Entry>,
+    below: Vec<Option<Listing>>,
+}
+
+/// A source entry being copied: what a walk knows of it.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    meta: &'a Metadata,
+    host: &'a Path,
+    /// The path in the source view, `/`-separated, for messages.
+    path: &'a [u8],
+}
+
+/// A planned entry's place in a [`CopyPlan`]: its path's components joined by NUL bytes.
+/// NUL sorts before every byte a name can hold, so the keys order like the component lists
+/// they stand for (Go's `filepath.Walk` order: a directory right before its contents), and a
+/// directory's descendants are exactly the keys starting with it and a NUL.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PlanKey(Vec<u8>);
+
+impl PlanKey {
+    /// The key of a path given as components.
+    pub fn of<S: AsRef<OsStr>>(parts: &[S]) -> PlanKey {
+        let mut key = Vec::new();
+        for part in parts {
+            key.push_component(part.as_ref().as_bytes());
+        }
+        PlanKey(key)
+    }
+
+    /// The components, in order (each is stored after a NUL, the first one too).
+    pub fn components(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.split(|&byte| byte == 0).skip(1)
+    }
+}
+
+impl Borrow<[u8]> for PlanKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Builds a key from components, as a collected path: `parts.iter().map(..).collect()`.
+impl FromIterator<Vec<u8>> for PlanKey {
+    fn from_iter<I: IntoIterator<Item = Vec<u8>>>(parts: I) -> PlanKey {
+        let mut key = Vec::new();
+        for part in parts {
+            key.push_component(&part);
+        }
+        PlanKey(key)
+    }
+}
+
+/// Appending components to `/`-separated paths and NUL-separated keys alike.
+trait PushComponent {
+    fn push_component(&mut self, part: &[u8]);
+}
+
+impl PushComponent for Vec<u8> {
+    fn push_component(&mut self, part: &[u8]) {
+        self.push(0);
+        self.extend_from_slice(part);
+    }
+}
+
+/// Where a walk is, kept in buffers that grow and shrink as it goes down and up (one
+/// allocation per walk rather than several per entry): the destination path (`/`-separated,
+/// as a tar header holds it), its plan key, and the source path (`/`-separated, relative to
+/// the source root, as `.dockerignore` patterns see it).
+struct WalkPaths {
+    target: Vec<u8>,
+    key: Vec<u8>,
+    source: Vec<u8>,
+}
+
+/// The buffers' lengths before a [`WalkPaths::push`], to return to.
+#[derive(Clone, Copy)]
+struct WalkMark {
+    target: usize,
+    key: usize,
+    source: usize,
+}
+
+impl WalkPaths {
+    fn new(target: &[OsString], source: &[OsString]) -> WalkPaths {
+        WalkPaths {
+            target: path_bytes(target),
+            key: PlanKey::of(target).0,
+            source: path_bytes(source),
+        }
+    }
+
+    fn push(&mut self, name: &[u8]) -> WalkMark {
+        let mark = WalkMark {
+            target: self.target.len(),
+            key: self.key.len(),
+            source: self.source.len(),
+        };
+        for buffer in [&mut self.target, &mut self.source] {
+            if !buffer.is_empty() {
+                buffer.push(b'/');
+            }
+            buffer.extend_from_slice(name);
+        }
+        self.key.push_component(name);
+        mark
+    }
+
+    fn pop(&mut self, mark: WalkMark) {
+        self.target.truncate(mark.target);
+        self.key.truncate(mark.key);
+        self.source.truncate(mark.source);
+    }
 }
 
 /// One entry of the layer a COPY makes.
@@ -58,9 +203,9 @@ pub struct Planned {
 /// bytewise, a directory before its contents).
 #[derive(Debug, Default)]
 pub struct CopyPlan {
-    pub entries: BTreeMap<Vec<Vec<u8>>, Planned>,
+    pub entries: BTreeMap<PlanKey, Planned>,
     /// Planned files whose source has other links: (source number, device, inode).
-    inodes: BTreeMap<Vec<Vec<u8>>, (usize, u64, u64)>,
+    inodes: BTreeMap<PlanKey, SharedInode>,
 }
 
 /// A file whose content is at hand: a heredoc source (mode 0644) or an `ADD` download
@@ -321,10 +466,6 @@ pub fn apply_symbolic(mode: u32, spec: &str, is_dir: bool) -> u32 {
     mode
 }
 
-fn key_of(path: &[OsString]) -> Vec<Vec<u8>> {
-    path.iter().map(|p| p.as_bytes().to_vec()).collect()
-}
-
 fn path_bytes(path: &[OsString]) -> Vec<u8> {
     let mut bytes = Vec::new();
     for (index, part) in path.iter().enumerate() {
@@ -337,8 +478,8 @@ fn path_bytes(path: &[OsString]) -> Vec<u8> {
 }
 
 impl CopyRequest<'_> {
-    fn header_for(&self, meta: &Metadata, kind: EntryKind, path: &[OsString]) -> EntryHeader {
-        let mut header = EntryHeader::new(path_bytes(path), kind);
+    fn header_for(&self, meta: &Metadata, kind: EntryKind, path: Vec<u8>) -> EntryHeader {
+        let mut header = EntryHeader::new(path, kind);
         let mut mode = meta.permissions().mode() & 0o7777;
         if kind != EntryKind::Symlink {
             match self.chmod {
@@ -450,86 +591,161 @@ impl CopyRequest<'_> {
         Ok(current)
     }
 
-    /// Adds `found` (a source's contents) under `target`, recursively.
+    /// Whether a walk goes into the directory at `source` (relative to the source root;
+    /// `base` is where the copied source's own path ends in it): unless `.dockerignore` or
+    /// `--exclude` excludes it with no exception possible below.
+    fn descends(&self, source: &[u8], base: usize) -> bool {
+        let relative = source.get(base..).unwrap_or_default();
+        let ignore_allows = self
+            .ignore
+            .is_none_or(|m| !m.is_excluded_bytes(source) || m.may_include_under(source));
+        let exclude_allows = self
+            .exclude
+            .is_none_or(|m| !m.is_excluded_bytes(relative) || m.may_include_under(relative));
+        ignore_allows && exclude_allows
+    }
+
+    /// Reads the directory `dir` (at `source`) and, in parallel, every directory below it
+    /// that the walk goes into: the system calls are most of what planning a large copy
+    /// costs, and the listings are then turned into the plan in order.
+    fn read_tree(&self, dir: &Found, source: &[u8], base: usize) -> Result<Listing, String> {
+        let entries = self
+            .source
+            .entries(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut below: Vec<(usize, Found, Vec<u8>)> = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            if !entry.meta.is_dir() {
+                continue;
+            }
+            let mut path = source.to_vec();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(entry.name.as_bytes());
+            if self.descends(&path, base) {
+                below.push((index, entry.clone().into_found(dir), path));
+            }
+        }
+        let read = |(index, found, path): (usize, Found, Vec<u8>)| {
+            self.read_tree(&found, &path, base)
+                .map(|listing| (index, listing))
+        };
+        let listings: Vec<(usize, Listing)> = if below.len() > 1 {
+            below
+                .into_par_iter()
+                .map(read)
+                .collect::<Result<_, String>>()?
+        } else {
+            below.into_iter().map(read).collect::<Result<_, String>>()?
+        };
+        let mut below: Vec<Option<Listing>> = Vec::new();
+        below.resize_with(entries.len(), || None);
+        for (index, listing) in listings {
+            below[index] = Some(listing);
+        }
+        Ok(Listing { entries, below })
+    }
+
+    /// Plans the contents of a directory read by [`CopyRequest::read_tree`] under
+    /// `paths.target`, in walk order, onto `walked`.
     fn add_tree(
         &self,
-        plan: &mut CopyPlan,
-        dir: &Found,
-        target: &[OsString],
+        walked: &mut Vec<Walked>,
+        listing: Listing,
+        paths: &mut WalkPaths,
         base: usize,
         source_number: usize,
     ) -> Result<(), String> {
-        for child in self.source.list(dir).map_err(|e| e.to_string())? {
-            let Some(name) = child.path.last().cloned() else {
-                continue;
-            };
-            // `.dockerignore` paths are relative to the context, `--exclude` paths to the
-            // source being copied.
-            let ignored = self.excluded(&child.path);
-            let relative = path_bytes(&child.path[base.min(child.path.len())..]);
-            let dropped = self
-                .exclude
-                .is_some_and(|matcher| matcher.is_excluded_bytes(&relative));
-            let excluded = ignored || dropped;
-            let mut child_target = target.to_vec();
-            child_target.push(name);
+        for (child, below) in listing.entries.into_iter().zip(listing.below) {
             let Some(kind) = kind_of(&child.meta) else {
                 continue;
             };
-            if kind == EntryKind::Dir {
-                let ignore_allows = !ignored
-                    || self
-                        .ignore
-                        .is_none_or(|m| m.may_include_under(&path_bytes(&child.path)));
-                let exclude_allows =
-                    !dropped || self.exclude.is_none_or(|m| m.may_include_under(&relative));
-                if !excluded {
-                    let header = self.header_for(&child.meta, kind, &child_target);
-                    plan.insert(&child_target, header, Data::None);
-                }
-                if ignore_allows && exclude_allows {
-                    self.add_tree(plan, &child, &child_target, base, source_number)?;
-                }
-                continue;
-            }
-            if excluded {
-                continue;
-            }
-            self.add_leaf(plan, &child, kind, &child_target, source_number)?;
+            let mark = paths.push(child.name.as_bytes());
+            let result = self.add_child(walked, child, below, kind, paths, base, source_number);
+            paths.pop(mark);
+            result?;
         }
         Ok(())
     }
 
-    fn add_leaf(
+    /// One entry of [`CopyRequest::add_tree`]'s walk, at `paths`; `below`: its listing when
+    /// it is a directory the walk goes into.
+    #[allow(clippy::too_many_arguments)]
+    fn add_child(
         &self,
-        plan: &mut CopyPlan,
-        found: &Found,
+        walked: &mut Vec<Walked>,
+        child: Entry,
+        below: Option<Listing>,
         kind: EntryKind,
-        target: &[OsString],
+        paths: &mut WalkPaths,
+        base: usize,
         source_number: usize,
     ) -> Result<(), String> {
-        let mut header = self.header_for(&found.meta, kind, target);
+        // `.dockerignore` paths are relative to the context, `--exclude` paths to the
+        // source being copied.
+        let relative = paths.source.get(base..).unwrap_or_default();
+        let ignored = self
+            .ignore
+            .is_some_and(|matcher| matcher.is_excluded_bytes(&paths.source));
+        let dropped = self
+            .exclude
+            .is_some_and(|matcher| matcher.is_excluded_bytes(relative));
+        let excluded = ignored || dropped;
+        if kind == EntryKind::Dir {
+            if !excluded {
+                let header = self.header_for(&child.meta, kind, paths.target.clone());
+                let planned = Planned {
+                    header,
+                    data: Data::None,
+                };
+                walked.push((PlanKey(paths.key.clone()), planned, None));
+            }
+            if let Some(below) = below {
+                self.add_tree(walked, below, paths, base, source_number)?;
+            }
+            return Ok(());
+        }
+        if excluded {
+            return Ok(());
+        }
+        let source = Source {
+            meta: &child.meta,
+            host: &child.host,
+            path: &paths.source,
+        };
+        let (planned, inode) = self.leaf(source, kind, paths.target.clone(), source_number)?;
+        walked.push((PlanKey(paths.key.clone()), planned, inode));
+        Ok(())
+    }
+
+    /// The planned entry of a copied non-directory, and its inode when other links share it.
+    fn leaf(
+        &self,
+        found: Source<'_>,
+        kind: EntryKind,
+        target: Vec<u8>,
+        source_number: usize,
+    ) -> Result<(Planned, Option<SharedInode>), String> {
+        let mut header = self.header_for(found.meta, kind, target);
+        let mut inode = None;
         let data = match kind {
             EntryKind::File => {
                 header.size = found.meta.len();
                 if found.meta.nlink() > 1 {
-                    let inode = (source_number, found.meta.dev(), found.meta.ino());
-                    plan.insert(target, header, Data::Host(found.host.clone()));
-                    plan.inodes.insert(key_of(target), inode);
-                    return Ok(());
+                    inode = Some((source_number, found.meta.dev(), found.meta.ino()));
                 }
-                Data::Host(found.host.clone())
+                Data::Host(HostFile::of(&found))
             }
             EntryKind::Symlink => {
-                let link =
-                    fs::read_link(&found.host).map_err(|e| format!("{}: {e}", found.display()))?;
+                let link = fs::read_link(found.host)
+                    .map_err(|e| format!("/{}: {e}", String::from_utf8_lossy(found.path)))?;
                 header.link_target = link.into_os_string().into_vec();
                 Data::None
             }
             _ => Data::None,
         };
-        plan.insert(target, header, data);
-        Ok(())
+        Ok((Planned { header, data }, inode))
     }
 
     /// Where the destination is in the destination stage: its components, whether it is a
@@ -591,7 +807,16 @@ impl CopyRequest<'_> {
                         let header = self.created_dir(&dest);
                         plan.insert(&dest, header, Data::None);
                     }
-                    self.add_tree(&mut plan, &found, &dest, found.path.len(), source_number)?;
+                    let mut paths = WalkPaths::new(&dest, &found.path);
+                    let base = if paths.source.is_empty() {
+                        0
+                    } else {
+                        paths.source.len() + 1
+                    };
+                    let listing = self.read_tree(&found, &paths.source, base)?;
+                    let mut walked = Vec::new();
+                    self.add_tree(&mut walked, listing, &mut paths, base, source_number)?;
+                    plan.insert_walked(walked);
                     continue;
                 }
                 if self.unpack_archives && kind == EntryKind::File {
@@ -610,7 +835,15 @@ impl CopyRequest<'_> {
                     let name = found.path.last().cloned().unwrap_or_default();
                     target.push(name);
                 }
-                self.add_leaf(&mut plan, &found, kind, &target, source_number)?;
+                let source_path = path_bytes(&found.path);
+                let source = Source {
+                    meta: &found.meta,
+                    host: &found.host,
+                    path: &source_path,
+                };
+                let (planned, inode) =
+                    self.leaf(source, kind, path_bytes(&target), source_number)?;
+                plan.insert_walked(vec![(PlanKey::of(&target), planned, inode)]);
             }
         }
         for file in self.inline {
@@ -754,43 +987,55 @@ impl CopyRequest<'_> {
     /// Every parent of a planned entry is in the layer: with the destination stage's metadata
     /// where it exists, created otherwise.
     pub fn finish_parents(&self, plan: &mut CopyPlan) -> Result<(), String> {
-        let keys: Vec<Vec<Vec<u8>>> = plan.entries.keys().cloned().collect();
-        for key in keys {
-            for depth in 1..key.len() {
-                let parent = &key[..depth];
-                if plan.entries.contains_key(parent) {
-                    continue;
-                }
-                let parts: Vec<OsString> = parent
-                    .iter()
-                    .map(|p| OsString::from_vec(p.clone()))
-                    .collect();
-                let path: PathBuf = std::iter::once(OsString::from("/"))
-                    .chain(parts.iter().cloned())
-                    .collect();
-                let existing = self
-                    .dest_view
-                    .resolve(&path, false)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                let header = match existing {
-                    Some(found) if found.meta.is_dir() => {
-                        let mut header = EntryHeader::new(path_bytes(&parts), EntryKind::Dir);
-                        header.mode = found.meta.permissions().mode() & 0o7777;
-                        header.uid = u64::from(found.meta.uid());
-                        header.gid = u64::from(found.meta.gid());
-                        header.mtime = self.epoch.unwrap_or(found.meta.mtime());
-                        header
-                    }
-                    _ => self.created_dir(&parts),
-                };
-                plan.entries.insert(
-                    parent.to_vec(),
-                    Planned {
-                        header,
-                        data: Data::None,
-                    },
-                );
+        // Keys come in walk order, so siblings share a parent: its ancestors are checked once.
+        let mut missing: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut checked: Option<&[u8]> = None;
+        for key in plan.entries.keys() {
+            let key = key.0.as_slice();
+            let parent_end = key.iter().rposition(|&byte| byte == 0).unwrap_or(0);
+            let parent = &key[..parent_end];
+            if parent.is_empty() || checked == Some(parent) {
+                continue;
             }
+            for end in (1..=parent_end).filter(|&end| key[end] == 0) {
+                let ancestor = &key[..end];
+                if !plan.entries.contains_key(ancestor) {
+                    missing.insert(ancestor.to_vec());
+                }
+            }
+            checked = Some(parent);
+        }
+        for parent in missing {
+            let parent = PlanKey(parent);
+            let parts: Vec<OsString> = parent
+                .components()
+                .map(|part| OsString::from_vec(part.to_vec()))
+                .collect();
+            let path: PathBuf = std::iter::once(OsString::from("/"))
+                .chain(parts.iter().cloned())
+                .collect();
+            let existing = self
+                .dest_view
+                .resolve(&path, false)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let header = match existing {
+                Some(found) if found.meta.is_dir() => {
+                    let mut header = EntryHeader::new(path_bytes(&parts), EntryKind::Dir);
+                    header.mode = found.meta.permissions().mode() & 0o7777;
+                    header.uid = u64::from(found.meta.uid());
+                    header.gid = u64::from(found.meta.gid());
+                    header.mtime = self.epoch.unwrap_or(found.meta.mtime());
+                    header
+                }
+                _ => self.created_dir(&parts),
+            };
+            plan.entries.insert(
+                parent,
+                Planned {
+                    header,
+                    data: Data::None,
+                },
+            );
         }
         Ok(())
     }
@@ -798,8 +1043,50 @@ impl CopyRequest<'_> {
 
 impl CopyPlan {
     fn insert(&mut self, path: &[OsString], header: EntryHeader, data: Data) {
-        let key = key_of(path);
-        self.inodes.remove(&key);
+        self.insert_key(PlanKey::of(path), header, data);
+    }
+
+    /// Adds what a walk planned (in walk order); when it all comes after the planned
+    /// entries, as for a copy's first source, the map is built in one pass.
+    fn insert_walked(&mut self, walked: Vec<Walked>) {
+        let after_last = match (self.entries.last_key_value(), walked.first()) {
+            (Some((last, _)), Some((first, _, _))) => last < first,
+            _ => true,
+        };
+        if after_last && walked.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            let mut entries = Vec::with_capacity(walked.len());
+            for (key, planned, inode) in walked {
+                if let Some(inode) = inode {
+                    self.inodes.insert(key.clone(), inode);
+                }
+                entries.push((key, planned));
+            }
+            // Sorted input: `collect` finds it sorted and builds the tree bottom up.
+            let mut more: BTreeMap<PlanKey, Planned> = entries.into_iter().collect();
+            self.entries.append(&mut more);
+            return;
+        }
+        for (key, planned, inode) in walked {
+            self.insert_key(key.clone(), planned.header, planned.data);
+            if let Some(inode) = inode {
+                self.inodes.insert(key, inode);
+            }
+        }
+    }
+
+    fn insert_key(&mut self, key: PlanKey, header: EntryHeader, data: Data) {
+        if !self.inodes.is_empty() {
+            self.inodes.remove(&key);
+        }
+        // A walk inserts in order: after the last key there is nothing to replace.
+        let after_last = self
+            .entries
+            .last_key_value()
+            .is_none_or(|(last, _)| *last < key);
+        if after_last {
+            self.entries.insert(key, Planned { header, data });
+            return;
+        }
         // A later source replaces an earlier one, except that a directory stays a directory
         // when another source's contents land in it.
         if header.kind == EntryKind::Dir {
@@ -809,17 +1096,23 @@ impl CopyPlan {
                 }
             }
         }
-        // Replacing a directory with a file drops what was planned inside it.
+        // Replacing a directory with a file drops what was planned inside it: the keys
+        // right after this one that start with it and a NUL.
         if header.kind != EntryKind::Dir {
-            let inside: Vec<Vec<Vec<u8>>> = self
-                .entries
-                .range(key.clone()..)
-                .skip(1)
-                .take_while(|(k, _)| k.starts_with(&key))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in inside {
-                self.entries.remove(&k);
+            loop {
+                let inside = self
+                    .entries
+                    .range::<[u8], _>((Bound::Excluded(key.0.as_slice()), Bound::Unbounded))
+                    .next()
+                    .filter(|(k, _)| k.0.len() > key.0.len() && k.0.starts_with(&key.0))
+                    .filter(|(k, _)| k.0[key.0.len()] == 0)
+                    .map(|(k, _)| k.clone());
+                match inside {
+                    Some(k) => {
+                        self.entries.remove(&k);
+                    }
+                    None => break,
+                }
             }
         }
         self.entries.insert(key, Planned { header, data });
@@ -861,8 +1154,8 @@ impl CopyPlan {
                 Data::Bytes(bytes) => writer
                     .append(header, bytes.as_slice())
                     .map_err(|e| format!("{}: {e}", header.display_path()))?,
-                Data::Host(path) => {
-                    let file = open_no_follow(path)
+                Data::Host(host) => {
+                    let file = open_no_follow(&host.path)
                         .map_err(|e| format!("{}: {e}", header.display_path()))?;
                     let len = file
                         .metadata()
@@ -953,7 +1246,7 @@ mod tests {
     }
 
     fn planned<'a>(plan: &'a CopyPlan, path: &str) -> &'a EntryHeader {
-        let key: Vec<Vec<u8>> = path.split('/').map(|p| p.as_bytes().to_vec()).collect();
+        let key: PlanKey = path.split('/').map(|p| p.as_bytes().to_vec()).collect();
         &plan.entries.get(&key).expect(path).header
     }
 
@@ -1040,6 +1333,99 @@ mod tests {
         assert_eq!((dest.mode, dest.uid, dest.gid), (0o755, 1000, 1000));
         let member = planned(&plan, "unpacked/plain/q.txt");
         assert_eq!((member.mode, member.uid, member.gid), (0o640, 1000, 1000));
+    }
+
+    #[test]
+    fn plan_keys_order_like_component_lists() {
+        let paths = ["a", "a/b", "a/b/c", "a-b", "a.b", "a0", "ab", "b"];
+        let mut keys: Vec<PlanKey> = paths
+            .iter()
+            .map(|p| PlanKey::of(&components(Path::new(p))))
+            .collect();
+        let mut lists: Vec<Vec<Vec<u8>>> = paths
+            .iter()
+            .map(|p| p.split('/').map(|c| c.as_bytes().to_vec()).collect())
+            .collect();
+        keys.reverse();
+        lists.reverse();
+        keys.sort();
+        lists.sort();
+        let back: Vec<Vec<Vec<u8>>> = keys
+            .iter()
+            .map(|k| k.components().map(<[u8]>::to_vec).collect())
+            .collect();
+        assert_eq!(back, lists);
+        assert_eq!(PlanKey::of::<&str>(&[]).components().count(), 0);
+    }
+
+    #[test]
+    fn a_file_replacing_a_directory_drops_what_was_planned_inside() {
+        let context = tempfile::tempdir().expect("a context");
+        fs::create_dir_all(context.path().join("one/x/deep")).expect("one/x/deep");
+        fs::write(context.path().join("one/x/deep/f"), "f").expect("one/x/deep/f");
+        fs::write(context.path().join("one/x-y"), "neighbour").expect("one/x-y");
+        fs::create_dir_all(context.path().join("two")).expect("two");
+        fs::write(context.path().join("two/x"), "file").expect("two/x");
+        let plan = plan_copy(context.path(), &["one", "two"], "/d/", None, false);
+        let paths: Vec<String> = plan
+            .entries
+            .values()
+            .map(|p| p.header.display_path())
+            .collect();
+        assert_eq!(paths, ["d", "d/x", "d/x-y"]);
+        assert_eq!(planned(&plan, "d/x").kind, EntryKind::File);
+
+        // The other way round: a directory's contents land in it, the file is replaced.
+        let plan = plan_copy(context.path(), &["two", "one"], "/d/", None, false);
+        let paths: Vec<String> = plan
+            .entries
+            .values()
+            .map(|p| p.header.display_path())
+            .collect();
+        assert_eq!(paths, ["d", "d/x", "d/x/deep", "d/x/deep/f", "d/x-y"]);
+        assert_eq!(planned(&plan, "d/x").kind, EntryKind::Dir);
+    }
+
+    #[test]
+    fn a_walk_skips_ignored_directories_but_enters_those_with_exceptions() {
+        let context = tempfile::tempdir().expect("a context");
+        for dir in ["keep", "skip/inner", "partly/inner"] {
+            fs::create_dir_all(context.path().join(dir)).expect(dir);
+        }
+        for file in ["keep/a", "skip/inner/b", "partly/inner/c", "partly/d"] {
+            fs::write(context.path().join(file), file).expect(file);
+        }
+        let ignore = Matcher::new(["skip", "partly", "!partly/inner/c"]).expect("patterns");
+        let stage = tempfile::tempdir().expect("a stage directory");
+        let source = RootView::of_dir(context.path());
+        let dest_view = RootView::of_dir(stage.path());
+        let sources = vec![".".to_string()];
+        let request = CopyRequest {
+            sources: &sources,
+            inline: &[],
+            dest: "/",
+            workdir: "/",
+            source: &source,
+            ignore: Some(&ignore),
+            exclude: None,
+            from_context: true,
+            dest_view: &dest_view,
+            chown: None,
+            chmod: None,
+            epoch: None,
+            now: 0,
+            unpack_archives: false,
+        };
+        let plan = request.plan().expect("a copy plan");
+        let paths: Vec<String> = plan
+            .entries
+            .values()
+            .map(|p| p.header.display_path())
+            .collect();
+        assert_eq!(
+            paths,
+            ["keep", "keep/a", "partly", "partly/inner", "partly/inner/c"]
+        );
     }
 
     #[test]

@@ -7,12 +7,15 @@
 //! it), so nothing outside the layers is ever read. The build context is a view of one
 //! layer, which gives COPY the same guarantee for `../` and symlinks pointing out.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
+
+use rayon::prelude::*;
 
 /// Symlinks followed while resolving one path before giving up, as the kernel's limit.
 const MAX_SYMLINKS: usize = 40;
@@ -48,6 +51,59 @@ impl Found {
         }
         text
     }
+}
+
+/// Directories with at least this many entries are stat'ed by several threads.
+const PARALLEL_STAT_MIN: usize = 512;
+
+/// The metadata of directory entries (relative to their directory), in order; a large
+/// directory's in parallel, as that is most of what checking an unchanged context costs.
+fn stat_all(entries: &[fs::DirEntry]) -> Vec<io::Result<Metadata>> {
+    if entries.len() < PARALLEL_STAT_MIN {
+        return entries.iter().map(fs::DirEntry::metadata).collect();
+    }
+    entries
+        .par_iter()
+        .with_min_len(PARALLEL_STAT_MIN / 2)
+        .map(fs::DirEntry::metadata)
+        .collect()
+}
+
+/// An entry of a directory in a view (see [`RootView::entries`]).
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub name: OsString,
+    /// Where the entry's data lives on the host.
+    pub host: PathBuf,
+    pub meta: Metadata,
+    active: Vec<usize>,
+}
+
+impl Entry {
+    /// The entry as found in its directory `dir`.
+    pub fn into_found(self, dir: &Found) -> Found {
+        let mut path = Vec::with_capacity(dir.path.len() + 1);
+        path.extend(dir.path.iter().cloned());
+        path.push(self.name);
+        Found {
+            path,
+            host: self.host,
+            meta: self.meta,
+            active: self.active,
+        }
+    }
+}
+
+/// An entry of a directory listing, while the layers below are read.
+struct Listed {
+    host: PathBuf,
+    meta: Metadata,
+    whiteout: bool,
+    /// For a directory: the layers (top first) whose directories make up its contents.
+    active: Vec<usize>,
+    /// A directory whose lower layers' directories of the same name still add to it (no
+    /// opaque marker and no non-directory met yet).
+    merging: bool,
 }
 
 fn is_whiteout(meta: &Metadata) -> bool {
@@ -215,24 +271,91 @@ impl RootView {
 
     /// The entries of the directory `dir`, sorted by name.
     pub fn list(&self, dir: &Found) -> io::Result<Vec<Found>> {
-        let mut names: Vec<OsString> = Vec::new();
+        Ok(self
+            .entries(dir)?
+            .into_iter()
+            .map(|entry| entry.into_found(dir))
+            .collect())
+    }
+
+    /// The entries of the directory `dir`, sorted by name, without their paths in the view
+    /// (a walk keeps those itself; [`Entry::into_found`] makes one).
+    ///
+    /// Each layer's directory is read once and its entries are stat'ed relative to it (no
+    /// path walk per entry); the top layer holding a name decides what it is, as
+    /// [`RootView::child`] does for one name.
+    pub fn entries(&self, dir: &Found) -> io::Result<Vec<Entry>> {
         let rel: PathBuf = dir.path.iter().collect();
-        for &layer in &dir.active {
-            let host = self.layers[layer].join(&rel);
-            let entries = match fs::read_dir(&host) {
+        // (name, entry) while the entry's lower directories are still being merged in.
+        let mut listed: Vec<(OsString, Listed)> = Vec::new();
+        let mut index: HashMap<OsString, usize> = HashMap::new();
+        for (position, &layer) in dir.active.iter().enumerate() {
+            let host_dir = self.layers[layer].join(&rel);
+            let entries = match fs::read_dir(&host_dir) {
                 Ok(entries) => entries,
                 Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
                 Err(error) => return Err(error),
             };
-            for entry in entries {
-                names.push(entry?.file_name());
+            let has_lower = position + 1 < dir.active.len();
+            let entries: Vec<fs::DirEntry> = entries.collect::<io::Result<_>>()?;
+            let metas = stat_all(&entries);
+            for (entry, meta) in entries.into_iter().zip(metas) {
+                let name = entry.file_name();
+                // Gone since the directory was read: as if it had not been there.
+                let meta = match meta {
+                    Ok(meta) => meta,
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(error),
+                };
+                if position > 0 {
+                    if let Some(&at) = index.get(&name) {
+                        // A name an upper layer holds: only a directory there takes more.
+                        let listed = &mut listed[at].1;
+                        if listed.merging {
+                            if meta.is_dir() {
+                                let host = host_dir.join(&name);
+                                listed.merging = !is_opaque(&host);
+                                listed.active.push(layer);
+                            } else {
+                                listed.merging = false;
+                            }
+                        }
+                        continue;
+                    }
+                }
+                let host = host_dir.join(&name);
+                let mut active = Vec::new();
+                let merging = if meta.is_dir() {
+                    active.push(layer);
+                    has_lower && !is_opaque(&host)
+                } else {
+                    false
+                };
+                if has_lower {
+                    index.insert(name.clone(), listed.len());
+                }
+                listed.push((
+                    name,
+                    Listed {
+                        whiteout: is_whiteout(&meta),
+                        host,
+                        meta,
+                        active,
+                        merging,
+                    },
+                ));
             }
         }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        names.dedup();
-        Ok(names
-            .iter()
-            .filter_map(|name| self.child(dir, name))
+        listed.sort_unstable_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+        Ok(listed
+            .into_iter()
+            .filter(|(_, listed)| !listed.whiteout)
+            .map(|(name, listed)| Entry {
+                name,
+                host: listed.host,
+                meta: listed.meta,
+                active: listed.active,
+            })
             .collect())
     }
 
@@ -342,6 +465,72 @@ mod tests {
         assert_eq!(resolved("/dangling/x/../y"), "made-later/y");
         assert_eq!(resolved("/real/dir"), "real/dir");
         assert_eq!(resolved("/../new"), "new");
+    }
+
+    #[test]
+    fn listings_merge_directories_down_the_layers_until_a_file_hides_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let layers: Vec<PathBuf> = ["l0", "l1", "l2"]
+            .iter()
+            .map(|l| dir.path().join(l))
+            .collect();
+        // /d is a directory in l2 and l1, a file in l0: l0's entries never show.
+        fs::create_dir_all(layers[0].join("x")).unwrap();
+        fs::write(layers[0].join("d"), "file below").unwrap();
+        fs::write(layers[0].join("x/bottom"), "b").unwrap();
+        fs::create_dir_all(layers[1].join("d")).unwrap();
+        fs::write(layers[1].join("d/middle"), "m").unwrap();
+        fs::write(layers[1].join("d/shadowed"), "old").unwrap();
+        fs::create_dir_all(layers[2].join("d")).unwrap();
+        fs::write(layers[2].join("d/top"), "t").unwrap();
+        fs::write(layers[2].join("d/shadowed"), "new").unwrap();
+        // /x is a file on top of l0's directory: listed as a file.
+        fs::write(layers[2].join("x"), "file on top").unwrap();
+        let view = RootView::new(layers.clone());
+        let names = |path: &str| -> Vec<String> {
+            let found = view.resolve(Path::new(path), true).unwrap().unwrap();
+            view.list(&found)
+                .unwrap()
+                .iter()
+                .map(|f| f.display())
+                .collect()
+        };
+        assert_eq!(names("/"), ["/d", "/x"]);
+        assert_eq!(names("/d"), ["/d/middle", "/d/shadowed", "/d/top"]);
+        let root = view.resolve(Path::new("/"), true).unwrap().unwrap();
+        let listed = view.list(&root).unwrap();
+        assert!(listed[0].meta.is_dir() && listed[1].meta.is_file());
+        assert_eq!(
+            view.read(Path::new("/d/shadowed")).unwrap().unwrap(),
+            b"new"
+        );
+        // Each listed entry is what resolving its path finds.
+        let d = view.resolve(Path::new("/d"), true).unwrap().unwrap();
+        for entry in view.list(&d).unwrap() {
+            let resolved = view
+                .resolve(Path::new(&entry.display()), false)
+                .unwrap()
+                .unwrap();
+            assert_eq!(resolved.host, entry.host);
+            assert_eq!(resolved.active, entry.active);
+        }
+        assert_eq!(d.active, [2, 1]);
+    }
+
+    #[test]
+    fn large_directories_are_listed_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..(PARALLEL_STAT_MIN + 37) {
+            fs::write(dir.path().join(format!("f{n:05}")), n.to_string()).unwrap();
+        }
+        let view = RootView::of_dir(dir.path());
+        let root = view.resolve(Path::new("/"), true).unwrap().unwrap();
+        let listed = view.list(&root).unwrap();
+        assert_eq!(listed.len(), PARALLEL_STAT_MIN + 37);
+        for (n, found) in listed.iter().enumerate() {
+            assert_eq!(found.display(), format!("/f{n:05}"));
+            assert_eq!(found.meta.len(), n.to_string().len() as u64);
+        }
     }
 
     /// Whiteouts (0/0 character devices) and opaque directories need root to create.

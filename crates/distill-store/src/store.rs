@@ -100,6 +100,9 @@ pub enum Removal {
     Deleted(Digest),
 }
 
+/// How precisely [`Store::touch`] records when an image was last used.
+const LAST_USED_PRECISION: time::Duration = time::Duration::minutes(1);
+
 impl Store {
     /// Opens the store at `root`, creating the layout if it is not there yet.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
@@ -482,6 +485,12 @@ impl Store {
         self.check_complete(target)?;
         let _refs = self.lock("refs", LockMode::Exclusive)?;
         let mut db = RefDb::read(&self.index_path())?;
+        // A rebuild of the same image under the same names changes nothing: no rewrite.
+        if let Some(record) = db.records.get(&target.digest) {
+            if names.iter().all(|name| record.names.contains(name)) {
+                return Ok(record.clone());
+            }
+        }
         let now = OffsetDateTime::now_utc();
         db.records
             .entry(target.digest.clone())
@@ -511,13 +520,30 @@ impl Store {
         Ok(name)
     }
 
-    /// Marks an image as used now (builds and runs call this on their base images).
+    /// Marks an image as used now (builds and runs call this on their base images), to the
+    /// minute: a use within a minute of the recorded one rewrites nothing, so back-to-back
+    /// builds do not each rewrite and sync `index.json`.
     pub fn touch(&self, target: &Digest) -> Result<()> {
+        let now = OffsetDateTime::now_utc();
+        let fresh = |used: Option<OffsetDateTime>| {
+            used.is_some_and(|used| (now - used).abs() < LAST_USED_PRECISION)
+        };
+        // A first look without the lock: usually nothing is to be written.
+        if RefDb::read(&self.index_path())?
+            .records
+            .get(target)
+            .is_some_and(|record| fresh(record.last_used))
+        {
+            return Ok(());
+        }
         let _lease = self.lease()?;
         let _refs = self.lock("refs", LockMode::Exclusive)?;
         let mut db = RefDb::read(&self.index_path())?;
         if let Some(record) = db.records.get_mut(target) {
-            record.last_used = Some(OffsetDateTime::now_utc());
+            if fresh(record.last_used) {
+                return Ok(());
+            }
+            record.last_used = Some(now);
             self.write_db(&db)?;
         }
         Ok(())
@@ -612,4 +638,81 @@ fn check_taggable(name: &Reference) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestImage;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Which `index.json` is there (a rewrite replaces the file, so its inode changes).
+    fn index_identity(store: &Store) -> (u64, i64, i64) {
+        let meta = fs::metadata(store.index_path()).unwrap();
+        (meta.ino(), meta.mtime(), meta.mtime_nsec())
+    }
+
+    #[test]
+    fn repeated_uses_and_identical_adds_leave_the_index_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let image = TestImage::new()
+            .layer(&[("a", b"a")])
+            .commit(&store, &["base"])
+            .unwrap();
+        let record = store.find("base").unwrap();
+        let digest = record.target.digest.clone();
+        assert_eq!(record.last_used, None);
+
+        store.touch(&digest).unwrap();
+        let used = store.find("base").unwrap().last_used.unwrap();
+        let before = index_identity(&store);
+        store.touch(&digest).unwrap();
+        assert_eq!(
+            index_identity(&store),
+            before,
+            "a second use within a minute"
+        );
+        assert_eq!(store.find("base").unwrap().last_used, Some(used));
+
+        // The same image under a name it has: nothing to write. A new name is written.
+        store
+            .add_image(
+                &record.target,
+                &[Reference::parse_normalized("base").unwrap()],
+            )
+            .unwrap();
+        assert_eq!(index_identity(&store), before, "an identical add");
+        let other = Reference::parse_normalized("other:tag").unwrap();
+        let added = store
+            .add_image(&record.target, std::slice::from_ref(&other))
+            .unwrap();
+        assert!(added.names.contains(&other));
+        assert_ne!(index_identity(&store), before);
+        assert_eq!(store.find("other:tag").unwrap().target, image.record.target);
+    }
+
+    #[test]
+    fn a_use_older_than_a_minute_is_recorded_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        TestImage::new()
+            .layer(&[("a", b"a")])
+            .commit(&store, &["base"])
+            .unwrap();
+        let digest = store.find("base").unwrap().target.digest;
+        let long_ago = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+        {
+            let _refs = store.lock("refs", LockMode::Exclusive).unwrap();
+            let mut db = RefDb::read(&store.index_path()).unwrap();
+            db.records.get_mut(&digest).unwrap().last_used = Some(long_ago);
+            store.write_db(&db).unwrap();
+        }
+        store.touch(&digest).unwrap();
+        let used = store.find("base").unwrap().last_used.unwrap();
+        assert!(
+            used - long_ago >= time::Duration::minutes(4),
+            "{used} vs {long_ago}"
+        );
+    }
 }
