@@ -460,11 +460,10 @@ fn the_build_cache_survives_rmi_and_prune_until_builder_prune() {
     assert_eq!(prune.code, 0, "{}", prune.stderr);
     let df = distill(&root, &["df"]);
     let cache_line = df.stdout.lines().last().unwrap().to_string();
-    assert!(
-        cache_line.starts_with("Build Cache       3 "),
-        "{}",
-        df.stdout
-    );
+    // Two step records (and the context's remembered hashes, unless its files are too new).
+    let entries: usize = columns(&cache_line)[1].parse().unwrap();
+    assert!((2..=3).contains(&entries), "{}", df.stdout);
+    assert!(df.stdout.contains("\nBlobs             2 "), "{}", df.stdout);
 
     let again = build(&root, &context, "app:1");
     assert_eq!(again.code, 0, "{}", again.stderr);

@@ -30,8 +30,7 @@ use distill_sandbox::{
     SandboxSpec, Snapshotter, Stdio, Stream,
 };
 use distill_solver::{run_graph, CacheKey, GraphError, KeyBuilder, LogStream, StepCache};
-use distill_store::Store;
-use serde::{Deserialize, Serialize};
+use distill_store::{CachedLayer, StepRecord, Store};
 
 use crate::context::ContextHashes;
 use crate::copy::{clean_path, CopyRequest, InlineFile};
@@ -61,13 +60,28 @@ pub struct StageOutput {
     pub layer_created: i64,
 }
 
-/// What the step cache records for a key.
-#[derive(Serialize, Deserialize)]
-struct StepRecord {
-    layer: LayerRef,
-    /// Seconds since the epoch the step was built (absent in records of older versions).
-    #[serde(default)]
-    created: Option<i64>,
+// What the step cache records for a key is the store's `StepRecord`: the store's garbage
+// collection reads these records to keep their layers.
+impl From<CachedLayer> for LayerRef {
+    fn from(layer: CachedLayer) -> LayerRef {
+        LayerRef {
+            digest: layer.digest,
+            diff_id: layer.diff_id,
+            size: layer.size,
+            media_type: layer.media_type,
+        }
+    }
+}
+
+impl From<&LayerRef> for CachedLayer {
+    fn from(layer: &LayerRef) -> CachedLayer {
+        CachedLayer {
+            digest: layer.digest.clone(),
+            diff_id: layer.diff_id.clone(),
+            size: layer.size,
+            media_type: layer.media_type.clone(),
+        }
+    }
 }
 
 /// Shared by every stage of one build.
@@ -99,7 +113,7 @@ fn digest_of(text: &distill_layer::Sha256Digest) -> Result<Digest> {
 
 impl<'a> Engine<'a> {
     pub fn new(options: &'a BuildOptions, plan: &'a Plan, ignore: Matcher) -> Result<Engine<'a>> {
-        let cache = StepCache::open(options.store.cache_dir().join("steps"))
+        let cache = StepCache::open(options.store.step_records_dir())
             .or_build(|| "opening the build cache")?;
         let hashes = ContextHashes::load(&options.store, &options.context_dir);
         let now = options.source_date_epoch.unwrap_or_else(|| {
@@ -584,7 +598,7 @@ impl<'a> Engine<'a> {
                 self.now
             }
         };
-        state.layers.push(record.layer);
+        state.layers.push(record.layer.into());
         state.key = *key;
         state.layer_created = created;
         true
@@ -595,7 +609,7 @@ impl<'a> Engine<'a> {
         let _ = self.cache.put(
             key,
             &StepRecord {
-                layer: layer.clone(),
+                layer: CachedLayer::from(&layer),
                 created: Some(self.now),
             },
         );
