@@ -463,7 +463,11 @@ fn the_build_cache_survives_rmi_and_prune_until_builder_prune() {
     // Two step records (and the context's remembered hashes, unless its files are too new).
     let entries: usize = columns(&cache_line)[1].parse().unwrap();
     assert!((2..=3).contains(&entries), "{}", df.stdout);
-    assert!(df.stdout.contains("\nBlobs             2 "), "{}", df.stdout);
+    assert!(
+        df.stdout.contains("\nBlobs             2 "),
+        "{}",
+        df.stdout
+    );
 
     let again = build(&root, &context, "app:1");
     assert_eq!(again.code, 0, "{}", again.stderr);
