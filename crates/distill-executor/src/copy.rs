@@ -60,10 +60,10 @@ pub struct HostFile {
 }
 
 impl HostFile {
-    fn of(found: &Source<'_>) -> HostFile {
+    fn of(found: Source<'_>) -> HostFile {
         HostFile {
-            path: found.host.to_path_buf(),
             stamp: Stamp::of(found.meta),
+            path: found.host,
         }
     }
 }
@@ -79,13 +79,14 @@ type Walked = (PlanKey, Planned, Option<SharedInode>);
 struct Listing {
     entries: Vec<Entry>,
     below: Vec<Option<Listing>>,
+    /// Entries here and below.
+    total: usize,
 }
 
 /// A source entry being copied: what a walk knows of it.
-#[derive(Clone, Copy)]
 struct Source<'a> {
     meta: &'a Metadata,
-    host: &'a Path,
+    host: PathBuf,
     /// The path in the source view, `/`-separated, for messages.
     path: &'a [u8],
 }
@@ -641,10 +642,16 @@ impl CopyRequest<'_> {
         };
         let mut below: Vec<Option<Listing>> = Vec::new();
         below.resize_with(entries.len(), || None);
+        let mut total = entries.len();
         for (index, listing) in listings {
+            total += listing.total;
             below[index] = Some(listing);
         }
-        Ok(Listing { entries, below })
+        Ok(Listing {
+            entries,
+            below,
+            total,
+        })
     }
 
     /// Plans the contents of a directory read by [`CopyRequest::read_tree`] under
@@ -711,7 +718,7 @@ impl CopyRequest<'_> {
         }
         let source = Source {
             meta: &child.meta,
-            host: &child.host,
+            host: child.host,
             path: &paths.source,
         };
         let (planned, inode) = self.leaf(source, kind, paths.target.clone(), source_number)?;
@@ -735,10 +742,10 @@ impl CopyRequest<'_> {
                 if found.meta.nlink() > 1 {
                     inode = Some((source_number, found.meta.dev(), found.meta.ino()));
                 }
-                Data::Host(HostFile::of(&found))
+                Data::Host(HostFile::of(found))
             }
             EntryKind::Symlink => {
-                let link = fs::read_link(found.host)
+                let link = fs::read_link(&found.host)
                     .map_err(|e| format!("/{}: {e}", String::from_utf8_lossy(found.path)))?;
                 header.link_target = link.into_os_string().into_vec();
                 Data::None
@@ -814,7 +821,7 @@ impl CopyRequest<'_> {
                         paths.source.len() + 1
                     };
                     let listing = self.read_tree(&found, &paths.source, base)?;
-                    let mut walked = Vec::new();
+                    let mut walked = Vec::with_capacity(listing.total);
                     self.add_tree(&mut walked, listing, &mut paths, base, source_number)?;
                     plan.insert_walked(walked);
                     continue;
@@ -838,7 +845,7 @@ impl CopyRequest<'_> {
                 let source_path = path_bytes(&found.path);
                 let source = Source {
                     meta: &found.meta,
-                    host: &found.host,
+                    host: found.host.clone(),
                     path: &source_path,
                 };
                 let (planned, inode) =
