@@ -1,0 +1,34 @@
+// The tutorial's app: an Express server (from npm's registry) answering on port 3000.
+//
+// `node app.js --self-test` starts the server on a free loopback port, asks it once, prints
+// the answer and exits, so a script can check the image without a network.
+"use strict";
+
+const http = require("http");
+const express = require("express");
+
+const app = express();
+app.get("/", (request, response) => {
+  response.json({
+    message: "Hello from a distroless Node.js image",
+    node: process.version,
+    express: require("express/package.json").version,
+    from: require.resolve("express"),
+  });
+});
+
+if (process.argv.includes("--self-test")) {
+  const server = app.listen(0, "127.0.0.1", () => {
+    http.get(`http://127.0.0.1:${server.address().port}/`, (response) => {
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk) => (body += chunk));
+      response.on("end", () => {
+        console.log(body);
+        server.close();
+      });
+    });
+  });
+} else {
+  app.listen(3000, () => console.log("listening on port 3000"));
+}
