@@ -27,6 +27,9 @@ pub struct ImportedLayer {
     pub media_type: &'static str,
     /// Number of tar entries.
     pub entries: u64,
+    /// The files' size unpacked, as Docker reports layer sizes: regular files' lengths and
+    /// symlinks' target lengths.
+    pub unpacked_size: u64,
 }
 
 /// Reads the tarball `input` (`what` names it in errors), checks it, and writes it compressed
@@ -46,7 +49,7 @@ pub fn write_layer<R: Read, W: Write>(
         hasher: Sha256Hasher::new(),
         sink: compressor,
     };
-    let entries = check_entries(&mut tee, what)?;
+    let (entries, unpacked_size) = check_entries(&mut tee, what)?;
     // The end-of-archive blocks and anything after them belong to the layer too: they are part
     // of what was given, and of its digest (docker keeps them as well).
     io::copy(&mut tee, &mut io::sink())
@@ -66,24 +69,32 @@ pub fn write_layer<R: Read, W: Write>(
             diff_id,
             media_type: compression.oci_media_type(),
             entries,
+            unpacked_size,
         },
         out,
     ))
 }
 
-/// Walks the tar entries of `stream`, refusing unsafe names. Returns how many there were.
-fn check_entries<R: Read>(stream: &mut R, what: &str) -> Result<u64> {
+/// Walks the tar entries of `stream`, refusing unsafe names. Returns how many there were and
+/// their unpacked size.
+fn check_entries<R: Read>(stream: &mut R, what: &str) -> Result<(u64, u64)> {
     let read_error = |err: io::Error| {
         ArchiveError::io(format!("{what}: reading the tarball"), err)
             .with_hint("the file is truncated or is not a tar archive")
     };
     let mut archive = tar::Archive::new(stream);
     let mut count = 0;
+    let mut unpacked_size = 0u64;
     for entry in archive.entries().map_err(read_error)? {
         let entry = entry.map_err(read_error)?;
         count += 1;
         let name = entry.path_bytes();
         let kind = entry.header().entry_type();
+        unpacked_size = unpacked_size.saturating_add(match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous => entry.size(),
+            tar::EntryType::Symlink => entry.link_name_bytes().map_or(0, |t| t.len() as u64),
+            _ => 0,
+        });
         if matches!(
             kind,
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
@@ -112,7 +123,7 @@ fn check_entries<R: Read>(stream: &mut R, what: &str) -> Result<u64> {
             }
         }
     }
-    Ok(count)
+    Ok((count, unpacked_size))
 }
 
 /// A layer entry name: relative, no `..`. (Non-UTF-8 names are fine in a layer.)

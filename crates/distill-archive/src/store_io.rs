@@ -189,6 +189,8 @@ pub fn import_into<R: Read>(
     let (layer_digest, layer_size) = writer
         .commit()
         .map_err(|err| store_error("storing the layer", err))?;
+    // For `distill images` (Docker's unpacked sizes); it can measure the layer later.
+    let _ = store.record_unpacked_size(&layer.diff_id, layer.unpacked_size);
     let config = image_config(layer.diff_id.clone(), runtime, options).to_json();
     let config_digest = store
         .put_blob(&config)

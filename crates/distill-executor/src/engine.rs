@@ -667,9 +667,14 @@ impl<'a> Engine<'a> {
         };
         let (digest, size) = blob.commit().or_build(|| "storing a layer")?;
         let _ = digest_of(&descriptor.digest)?;
+        let diff_id = digest_of(&descriptor.diff_id)?;
+        // For `distill images`, which shows Docker's (unpacked) sizes; it can measure later.
+        let _ = self
+            .store()
+            .record_unpacked_size(&diff_id, descriptor.unpacked_size);
         Ok(LayerRef {
             digest,
-            diff_id: digest_of(&descriptor.diff_id)?,
+            diff_id,
             size,
             media_type: descriptor.media_type.to_string(),
         })

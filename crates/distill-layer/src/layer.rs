@@ -22,6 +22,8 @@ pub struct LayerDescriptor {
     pub size: u64,
     /// Size of the uncompressed tar in bytes.
     pub uncompressed_size: u64,
+    /// The files' size unpacked, as Docker reports layer sizes ([`TarWriter::unpacked_size`]).
+    pub unpacked_size: u64,
     /// OCI media type for the compression used.
     pub media_type: &'static str,
     pub compression: Compression,
@@ -68,6 +70,7 @@ impl<W: Write> LayerWriter<W> {
 
     /// Ends the tar and the compressed stream and returns the layer's descriptor.
     pub fn finish(self) -> Result<LayerDescriptor, LayerError> {
+        let unpacked_size = self.tar.unpacked_size();
         let uncompressed = self.tar.finish()?;
         let (diff_id, uncompressed_size, compressor) = uncompressed.finish();
         let mut compressed = compressor.finish().map_err(LayerError::Write)?;
@@ -78,6 +81,7 @@ impl<W: Write> LayerWriter<W> {
             diff_id,
             size,
             uncompressed_size,
+            unpacked_size,
             media_type: self.compression.oci_media_type(),
             compression: self.compression,
         })

@@ -388,6 +388,8 @@ pub struct TarWriter<W: Write> {
     inner: W,
     scratch: Vec<u8>,
     copy_buffer: Vec<u8>,
+    /// See [`TarWriter::unpacked_size`].
+    unpacked_size: u64,
 }
 
 impl<W: Write> TarWriter<W> {
@@ -396,7 +398,14 @@ impl<W: Write> TarWriter<W> {
             inner,
             scratch: Vec::with_capacity(4 * BLOCK),
             copy_buffer: Vec::new(),
+            unpacked_size: 0,
         }
+    }
+
+    /// The entries' size unpacked, as Docker measures a layer: files' lengths and symlinks'
+    /// target lengths (a hardlink adds nothing, nor do directories and devices).
+    pub fn unpacked_size(&self) -> u64 {
+        self.unpacked_size
     }
 
     /// Writes `header` and exactly `header.size` bytes read from `data` (for files; other kinds
@@ -411,6 +420,11 @@ impl<W: Write> TarWriter<W> {
         self.inner
             .write_all(&self.scratch)
             .map_err(LayerError::Write)?;
+        self.unpacked_size += match header.kind {
+            EntryKind::File => header.size,
+            EntryKind::Symlink => header.link_target.len() as u64,
+            _ => 0,
+        };
         if header.kind != EntryKind::File {
             return Ok(());
         }
@@ -1099,6 +1113,24 @@ mod tests {
         let second = reader.next_entry().unwrap().unwrap();
         assert_eq!(second.header, link);
         assert!(reader.next_entry().unwrap().is_none());
+    }
+
+    #[test]
+    fn unpacked_size_counts_files_and_link_targets_as_docker() {
+        let mut file = EntryHeader::new("f", EntryKind::File);
+        file.size = 5;
+        let mut symlink = EntryHeader::new("s", EntryKind::Symlink);
+        symlink.link_target = b"target".to_vec();
+        let mut hardlink = EntryHeader::new("h", EntryKind::Hardlink);
+        hardlink.link_target = b"f".to_vec();
+        let mut archive = TarWriter::new(Vec::new());
+        archive
+            .append(&EntryHeader::new("d", EntryKind::Dir), io::empty())
+            .unwrap();
+        archive.append(&file, &b"12345"[..]).unwrap();
+        archive.append(&symlink, io::empty()).unwrap();
+        archive.append(&hardlink, io::empty()).unwrap();
+        assert_eq!(archive.unpacked_size(), 5 + 6);
     }
 
     #[test]
