@@ -535,3 +535,80 @@ fn concurrent_builds_and_prunes_never_leave_a_broken_image() {
         assert_eq!(saved.code, 0, "round {round}: {}", saved.stderr);
     }
 }
+
+/// `docker images` and `distill images` show the same SIZE for the same image: Docker 20.10's
+/// unpacked layer sizes (hardlinks once, symlinks by target length, directories nothing).
+#[test]
+fn sizes_match_docker_for_the_same_image() {
+    if std::env::var("DISTILL_E2E").map_or(true, |v| v != "1") {
+        eprintln!("skipped sizes_match_docker_for_the_same_image: set DISTILL_E2E=1 to run it");
+        return;
+    }
+    let docker = "/usr/bin/docker";
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::create_dir_all(rootfs.join("etc/deep/er")).unwrap();
+    std::fs::write(rootfs.join("bin/tool"), vec![7u8; 123_457]).unwrap();
+    std::fs::write(rootfs.join("etc/deep/er/conf"), b"key=value\n").unwrap();
+    std::fs::hard_link(rootfs.join("bin/tool"), rootfs.join("bin/tool-again")).unwrap();
+    std::os::unix::fs::symlink("/bin/tool", rootfs.join("bin/link")).unwrap();
+    let tarball = dir.path().join("rootfs.tar");
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let imported = distill(
+        &root,
+        &["import", tarball.to_str().unwrap(), "sizes-base:1"],
+    );
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    let context = dir.path().join("context");
+    std::fs::create_dir_all(context.join("app")).unwrap();
+    std::fs::write(context.join("app/data"), vec![1u8; 4321]).unwrap();
+    std::os::unix::fs::symlink("data", context.join("app/alias")).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM sizes-base:1\nCOPY app /app\nWORKDIR /work\n",
+    )
+    .unwrap();
+    let tag = format!("distill-sizes-{}:1", std::process::id());
+    let built = build(&root, &context, &tag);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let archive = dir.path().join("image.tar");
+    let saved = distill(&root, &["save", "-o", archive.to_str().unwrap(), &tag]);
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+
+    let docker_out = |args: &[&str]| {
+        let output = Command::new(docker).args(args).output().unwrap();
+        assert!(output.status.success(), "docker {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    docker_out(&["load", "-i", archive.to_str().unwrap()]);
+    let docker_size = docker_out(&["image", "inspect", "-f", "{{.Size}}", &tag]);
+    let docker_images = docker_out(&["images", "--format", "{{.Size}}", &tag]);
+    let docker_history = docker_out(&["history", "--format", "{{.Size}}", &tag]);
+    docker_out(&["rmi", &tag]);
+
+    let inspect: Value = serde_json::from_str(&distill(&root, &["inspect", &tag]).stdout).unwrap();
+    assert_eq!(inspect[0]["Size"].to_string(), docker_size.trim());
+    assert_eq!(inspect[0]["Size"], 123_457 + 10 + 9 + 4321 + 4);
+    let images = distill(&root, &["images", "--format", "json", &tag]);
+    let row: Value = serde_json::from_str(images.stdout.trim()).unwrap();
+    assert_eq!(row["Size"], docker_images.trim());
+    let history = distill(&root, &["history", "--format", "json", &tag]);
+    let sizes: Vec<String> = history
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["Size"].to_string())
+        .map(|size| size.trim_matches('"').to_string())
+        .collect();
+    let docker_sizes: Vec<&str> = docker_history.lines().collect();
+    assert_eq!(sizes, docker_sizes);
+}
