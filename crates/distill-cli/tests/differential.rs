@@ -684,6 +684,7 @@ cases! {
     copy_to_root [];
     scratch_app [] rootless;
     arg_env_edge ["--build-arg", "CARGO_PKG_NAME", "--build-arg", "EMPTY="];
+    copy_chown_links [] rootless;
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
@@ -784,6 +785,9 @@ refused! {
     refuse_run_as_missing_group [];
     refuse_write_etc_hosts [];
     refuse_copy_dir_onto_link [];
+    refuse_copy_dir_onto_file [];
+    refuse_copy_under_file [];
+    refuse_workdir_through_link [];
 }
 
 /// The comparator and the archive reader are proven on a real pair first: Docker's image, and

@@ -23,7 +23,7 @@
 //! Never reads outside the view it is given: `../` and symlinks pointing out resolve inside.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, Metadata};
 use std::io::{self, Read};
@@ -766,6 +766,10 @@ impl CopyRequest<'_> {
             .map_err(|e| format!("{dest}: {e}"))?;
         if let Some(found) = existing {
             let is_dir = found.meta.is_dir();
+            // `COPY a /etc/passwd/`: Docker's copier cannot make the directory.
+            if dir_form && !is_dir {
+                return Err(format!("mkdir {dest}: not a directory"));
+            }
             return Ok((found.path, is_dir || dir_form, true));
         }
         // Resolve every symlink on the way, a dangling one's target too, so files land where
@@ -775,6 +779,49 @@ impl CopyRequest<'_> {
             .resolve_for_create(Path::new(&dest))
             .map_err(|e| format!("{dest}: {e}"))?;
         Ok((path, dir_form, false))
+    }
+
+    /// Docker 20.10's copier merges a copied directory into a directory the stage has, and
+    /// refuses ("cannot copy to non-directory") where the stage has anything else: a file, or
+    /// a symlink, which it does not follow below the destination. Only a directory whose
+    /// parent the stage has as a directory can meet something, so the walk's directories
+    /// are looked up shallowest first and those under a new directory are skipped.
+    fn refuse_directories_over_non_directories(
+        &self,
+        dest: &[OsString],
+        walked: &[Walked],
+    ) -> Result<(), String> {
+        let root = PlanKey::of(dest);
+        let mut existing: HashSet<&[u8]> = HashSet::new();
+        existing.insert(&root.0);
+        let mut dirs: Vec<&PlanKey> = walked
+            .iter()
+            .filter(|(_, planned, _)| planned.header.kind == EntryKind::Dir)
+            .map(|(key, _, _)| key)
+            .collect();
+        // A parent's key is a prefix of its children's: shorter keys come first.
+        dirs.sort_by_key(|key| key.0.len());
+        for key in dirs {
+            let parent_end = key.0.iter().rposition(|&byte| byte == 0).unwrap_or(0);
+            if !existing.contains(&key.0[..parent_end]) {
+                continue;
+            }
+            let path: PathBuf = std::iter::once(OsStr::new("/"))
+                .chain(key.components().map(OsStr::from_bytes))
+                .collect();
+            match self
+                .dest_view
+                .resolve(&path, false)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+            {
+                Some(found) if found.meta.is_dir() => {
+                    existing.insert(&key.0);
+                }
+                Some(_) => return Err(format!("cannot copy to non-directory: {}", path.display())),
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     /// Plans the whole copy.
@@ -807,6 +854,12 @@ impl CopyRequest<'_> {
                     }
                 }
                 if kind == EntryKind::Dir {
+                    if dest_exists && !dest_is_dir {
+                        let path: PathBuf = std::iter::once(OsStr::new("/"))
+                            .chain(dest.iter().map(OsString::as_os_str))
+                            .collect();
+                        return Err(format!("cannot copy to non-directory: {}", path.display()));
+                    }
                     // The destination directory is made as a parent is (fsutil's
                     // `MkdirAll(dest, 0755)` before copying the contents), never with the
                     // source directory's metadata; an existing one keeps its own.
@@ -823,6 +876,9 @@ impl CopyRequest<'_> {
                     let listing = self.read_tree(&found, &paths.source, base)?;
                     let mut walked = Vec::with_capacity(listing.total);
                     self.add_tree(&mut walked, listing, &mut paths, base, source_number)?;
+                    if dest_exists {
+                        self.refuse_directories_over_non_directories(&dest, &walked)?;
+                    }
                     plan.insert_walked(walked);
                     continue;
                 }
