@@ -5,7 +5,11 @@
 //! cache/steps/<key hex>.json   one step record per cache key: the layer the step produced
 //! cache/mounts/<id>/           RUN --mount=type=cache directories
 //! cache/context/<hash>.bin     remembered content hashes of a build context
+//! cache/http/<url hash>.json   what ADD <url> downloaded last (ETag, checksum)
 //! ```
+//!
+//! Every entry of every directory under `cache/` is one build-cache entry; only step records
+//! hold content of the store (other kinds are whatever their directory holds).
 //!
 //! A *live* step record (its layer blob is in the store) keeps that blob and the layer's
 //! snapshot from collection, as BuildKit's cache records keep their snapshots from Docker's
@@ -59,8 +63,8 @@ pub struct CachedLayer {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BuildCachePruneOptions {
     /// Also records whose layer an image uses (`docker builder prune -a`). Without it only
-    /// "dangling" cache goes: records whose layer no image has, cache mounts and remembered
-    /// context hashes.
+    /// "dangling" cache goes: records whose layer no image has, and every other entry (cache
+    /// mounts, remembered context hashes, download records).
     pub all: bool,
     /// Only entries not used for at least this long (`--filter until=24h`).
     pub unused_for: Option<Duration>,
@@ -72,7 +76,8 @@ pub struct BuildCachePruneOptions {
 /// What [`Store::prune_build_cache`] removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BuildCachePruneReport {
-    /// The entries removed: step keys, cache mount and context-hash names, oldest first.
+    /// The entries removed, least recently used first: step keys, the names of other entries
+    /// (a cache mount's directory, a context-hash or download file without its extension).
     pub deleted: Vec<String>,
     /// Bytes freed: the entries and the layers (blobs and snapshots) nothing else keeps.
     pub reclaimed_bytes: u64,
@@ -81,7 +86,7 @@ pub struct BuildCachePruneReport {
 /// Counts and sizes of the build cache, as `docker system df`'s "Build Cache" line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BuildCacheUsage {
-    /// Entries: step records, cache mounts, context-hash files.
+    /// Entries: step records, cache mounts, context-hash and download files.
     pub total: usize,
     /// Step records whose layer an image also uses (their layer bytes are the image's).
     pub shared: usize,
@@ -106,8 +111,8 @@ pub(crate) struct CacheEntry {
 pub(crate) enum EntryKind {
     /// A step record; `None` when it cannot be read.
     Step(Option<StepRecord>),
-    Mount,
-    ContextHashes,
+    /// A cache mount, remembered context hashes, a download's record: bytes of its own only.
+    Other,
 }
 
 impl CacheEntry {
@@ -151,28 +156,33 @@ impl Store {
                 path,
             });
         }
-        for (name, path, meta) in list(&self.cache_dir().join("mounts"))? {
-            entries.push(CacheEntry {
-                id: name,
-                kind: EntryKind::Mount,
-                own_bytes: atomic::tree_size(&path).unwrap_or(0),
-                last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                path,
-            });
-        }
-        for (name, path, meta) in list(&self.cache_dir().join("context"))? {
-            let id = name.strip_suffix(".bin").unwrap_or(&name).to_string();
-            entries.push(CacheEntry {
-                id,
-                kind: EntryKind::ContextHashes,
-                own_bytes: if meta.is_dir() {
-                    atomic::tree_size(&path).unwrap_or(0)
-                } else {
-                    meta.len()
-                },
-                last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                path,
-            });
+        for (kind, kind_path, kind_meta) in list(&self.cache_dir())? {
+            if kind == "steps" {
+                continue;
+            }
+            let members = if kind_meta.is_dir() {
+                list(&kind_path)?
+            } else {
+                vec![(kind.clone(), kind_path, kind_meta)]
+            };
+            for (name, path, meta) in members {
+                // A file's name without its extension; a directory's (a mount's id) whole.
+                let id = match name.rsplit_once('.') {
+                    Some((stem, _)) if !stem.is_empty() && !meta.is_dir() => stem.to_string(),
+                    _ => name,
+                };
+                entries.push(CacheEntry {
+                    id,
+                    kind: EntryKind::Other,
+                    own_bytes: if meta.is_dir() {
+                        atomic::tree_size(&path).unwrap_or(0)
+                    } else {
+                        meta.len()
+                    },
+                    last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    path,
+                });
+            }
         }
         Ok(entries)
     }
@@ -350,7 +360,7 @@ fn remove_entry(store: &Store, entry: &CacheEntry) -> Result<()> {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(err) => Err(err).at("removing", &entry.path),
         },
-        EntryKind::Mount | EntryKind::ContextHashes => {
+        EntryKind::Other => {
             let is_dir = fs::symlink_metadata(&entry.path).is_ok_and(|m| m.is_dir());
             if is_dir {
                 store.remove_snapshot_dir(&entry.path)

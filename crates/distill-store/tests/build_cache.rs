@@ -148,19 +148,22 @@ fn builder_prune_keeps_what_images_use_unless_all() {
     let dangling_layer = gone.manifest.layers[0].digest.clone();
     store.remove_images(&["tmp"], false).unwrap();
     store.prune(PruneOptions::default()).unwrap();
-    let mounts = store.cache_dir().join("mounts/apt-0123456789ab");
+    let mounts = store.cache_dir().join("mounts/apt.lists-0123456789ab");
     fs::create_dir_all(mounts.join("archives")).unwrap();
     fs::write(mounts.join("archives/pkg.deb"), vec![7u8; 3000]).unwrap();
+    let download = store.cache_dir().join("http/0abc.json");
+    fs::create_dir_all(download.parent().unwrap()).unwrap();
+    fs::write(&download, b"{\"etag\":1}").unwrap();
 
     let usage = store.disk_usage().unwrap();
-    assert_eq!(usage.build_cache.total, 3);
+    assert_eq!(usage.build_cache.total, 4);
     assert_eq!(usage.build_cache.shared, 1);
     let dangling_bytes = gone.manifest.layers[0].size;
     let records = fs::metadata(&shared).unwrap().len() + fs::metadata(&dangling).unwrap().len();
     assert_eq!(
         usage.build_cache.size,
-        records + dangling_bytes + 3000,
-        "records, the layer only the cache has, the mount"
+        records + dangling_bytes + 3000 + 10,
+        "records, the layer only the cache has, the mount, the download record"
     );
 
     let report = store
@@ -168,10 +171,10 @@ fn builder_prune_keeps_what_images_use_unless_all() {
         .unwrap();
     let mut deleted = report.deleted.clone();
     deleted.sort();
-    assert_eq!(deleted, ["apt-0123456789ab", "dangling"]);
+    assert_eq!(deleted, ["0abc", "apt.lists-0123456789ab", "dangling"]);
     assert!(report.reclaimed_bytes >= dangling_bytes + 3000);
     assert!(!store.has_blob(&dangling_layer));
-    assert!(!mounts.exists());
+    assert!(!mounts.exists() && !download.exists());
     assert!(shared.exists(), "a record whose layer an image has stays");
 
     let report = store
