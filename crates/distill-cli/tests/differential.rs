@@ -327,6 +327,16 @@ fn prepare_context(case: &Case, dir: &Path) -> PathBuf {
              && rm -r payload other spec archive.tar",
         ),
         "empty_runs" => shell("mkdir -p empty"),
+        "add_archive_edges" => shell(
+            "mkdir -p p/sub p/conflict-dir q && l=$(printf 'l%.0s' $(seq 1 150)) && mkdir -p \"p/$l\" \
+             && echo long > \"p/$l/file-$l\" && echo s > p/sub/s.txt && echo cf > p/conflict-file \
+             && echo in > p/conflict-dir/in && echo abs > q/abs.txt \
+             && tar --format=gnu --sort=name --mtime=@1500000000 --owner=0 --group=0 \
+                --numeric-owner -cf gnu-long.tar -C p . \
+             && tar --sort=name --mtime=@1500000000 --owner=0 --group=0 --numeric-owner -P \
+                --transform='s,^q,/opt/abs,' -cf absolute.tar q \
+             && rm -r p q",
+        ),
         "setuid_chown" => shell(
             "mkdir -p special/group && echo tool > special/tool && chmod 4755 special/tool \
              && echo g > special/group/g && chmod 2755 special/group/g && chmod 2775 special/group",
@@ -685,6 +695,7 @@ cases! {
     scratch_app [] rootless;
     arg_env_edge ["--build-arg", "CARGO_PKG_NAME", "--build-arg", "EMPTY="];
     copy_chown_links [] rootless;
+    add_archive_edges [];
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1

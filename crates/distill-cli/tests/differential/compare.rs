@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::image::{Image, Kind, Node, Tree};
+use super::image::{apply, has_below, opaque_dir, Image, Kind, Node, Tree};
 
 /// The differences that are expected and not reported, with why.
 #[allow(dead_code)] // documentation the test output can point at
@@ -57,6 +57,11 @@ pub const IGNORED: &[(&str, &str)] = &[
     (
         "metadata of whiteout files",
         "extractors delete the path and never create the .wh. file",
+    ),
+    (
+        "opaque markers that hide nothing",
+        "a directory replacing a file or a symlink has nothing below it in the lower layers; \
+      Docker 20.10's differ marks it opaque anyway, and the files are the same either way",
     ),
 ];
 
@@ -117,14 +122,17 @@ pub fn compare(docker: &Image, distill: &Image, rules: Rules) -> Differences {
             distill.layers.len()
         ));
     } else {
+        let (mut below_docker, mut below_distill) = (Tree::new(), Tree::new());
         for (index, (ours, theirs)) in docker.layers.iter().zip(&distill.layers).enumerate() {
             compare_trees(
                 &format!("layer {index}"),
-                ours,
-                theirs,
+                &without_idle_opaque_markers(ours, &below_docker),
+                &without_idle_opaque_markers(theirs, &below_distill),
                 context_epoch_limit,
                 &mut out,
             );
+            apply(&mut below_docker, ours);
+            apply(&mut below_distill, theirs);
         }
     }
     compare_trees(
@@ -135,6 +143,17 @@ pub fn compare(docker: &Image, distill: &Image, rules: Rules) -> Differences {
         &mut out,
     );
     out
+}
+
+/// `layer` without the opaque markers that hide nothing in `below` (the file system of the
+/// layers under it): a directory that replaces a file or a symlink has nothing under it to
+/// hide, and whether a differ marks it opaque (Docker 20.10's does) changes no file.
+fn without_idle_opaque_markers(layer: &Tree, below: &Tree) -> Tree {
+    layer
+        .iter()
+        .filter(|(path, node)| node.kind != Kind::Opaque || has_below(below, opaque_dir(path)))
+        .map(|(path, node)| (path.clone(), node.clone()))
+        .collect()
 }
 
 /// The runtime config fields a container's behaviour depends on.
@@ -582,6 +601,35 @@ mod tests {
             found[1].contains("final fs: /etc/passwd: only distill has it"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn an_opaque_marker_that_hides_nothing_is_not_a_difference() {
+        // /var/a is a file below; the upper layer makes it a directory.
+        let upper = |marked: bool| {
+            let mut entries = vec![dir("var/"), dir("var/a/")];
+            if marked {
+                entries.push(file("var/a/.wh..wh..opq", b""));
+            }
+            entries.push(file("var/a/new", b"n"));
+            layer(&entries)
+        };
+        let found = compare(
+            &image(&[base(), upper(true)]),
+            &image(&[base(), upper(false)]),
+            rules(1, 0),
+        );
+        assert!(found.is_empty(), "{:?}", found.lines);
+        // On /var, which has /var/a below it, the marker hides something: it is compared.
+        let hiding = layer(&[dir("var/"), file("var/.wh..wh..opq", b"")]);
+        let plain = layer(&[dir("var/")]);
+        let found = compare(
+            &image(&[base(), hiding]),
+            &image(&[base(), plain]),
+            rules(1, 0),
+        )
+        .lines;
+        assert!(found[0].contains("only docker has it: opaque"), "{found:?}");
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub enum Kind {
     Fifo,
     /// `.wh.NAME`: NAME from lower layers is deleted (key: the path of NAME).
     Whiteout,
-    /// `.wh..wh..opq` in a directory: that directory's lower contents are hidden (key: the dir).
+    /// `.wh..wh..opq` in a directory: that directory's lower contents are hidden (key: the
+    /// marker's own path, `DIR/.wh..wh..opq`, so that the directory's entry in the same layer
+    /// keeps its key).
     Opaque,
 }
 
@@ -226,7 +228,7 @@ pub fn read_layer(index: usize, bytes: &[u8]) -> Result<Tree, String> {
         let (name_dir, base) = split(&path);
         let (name_dir, base) = (name_dir.to_string(), base.to_string());
         let (path, kind) = if base == ".wh..wh..opq" {
-            (name_dir, Kind::Opaque)
+            (path, Kind::Opaque)
         } else if let Some(hidden) = base.strip_prefix(".wh.") {
             (join(&name_dir, hidden), Kind::Whiteout)
         } else if entry_type.is_hard_link() {
@@ -321,10 +323,10 @@ pub fn read_layer(index: usize, bytes: &[u8]) -> Result<Tree, String> {
 }
 
 /// Applies one layer on a flattened state as an overlay extractor does.
-fn apply(state: &mut Tree, layer: &Tree) {
+pub fn apply(state: &mut Tree, layer: &Tree) {
     for (path, node) in layer {
         match node.kind {
-            Kind::Opaque => remove_below(state, path),
+            Kind::Opaque => remove_below(state, opaque_dir(path)),
             Kind::Whiteout => {
                 state.remove(path);
                 remove_below(state, path);
@@ -388,6 +390,24 @@ pub fn clean(raw: &str) -> String {
         .filter(|part| !part.is_empty() && *part != ".")
         .collect();
     format!("/{}", parts.join("/"))
+}
+
+/// The directory an opaque marker's key (`DIR/.wh..wh..opq`) makes opaque.
+pub fn opaque_dir(marker: &str) -> &str {
+    split(marker).0
+}
+
+/// Whether `state` has anything below `dir`: what an opaque marker on `dir` would hide.
+pub fn has_below(state: &Tree, dir: &str) -> bool {
+    let prefix = if dir == "/" {
+        "/".to_string()
+    } else {
+        format!("{dir}/")
+    };
+    state
+        .range(prefix.clone()..)
+        .next()
+        .is_some_and(|(path, _)| path.starts_with(&prefix))
 }
 
 fn split(path: &str) -> (&str, &str) {
