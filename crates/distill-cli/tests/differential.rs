@@ -327,6 +327,13 @@ fn prepare_context(case: &Case, dir: &Path) -> PathBuf {
              && rm -r payload other spec archive.tar",
         ),
         "empty_runs" => shell("mkdir -p empty"),
+        "xattrs_dropped" => shell(
+            "echo tool > tool && chmod 0755 tool \
+             && { ! command -v setcap >/dev/null || setcap cap_net_bind_service=+ep tool; } \
+             && mkdir d && cp -a tool d/ \
+             && tar --xattrs --xattrs-include='*' --sort=name --mtime=@1500000000 \
+                --owner=0 --group=0 --numeric-owner -cf with-xattrs.tar d && rm -r d",
+        ),
         "add_archive_edges" => shell(
             "mkdir -p p/sub p/conflict-dir q && l=$(printf 'l%.0s' $(seq 1 150)) && mkdir -p \"p/$l\" \
              && echo long > \"p/$l/file-$l\" && echo s > p/sub/s.txt && echo cf > p/conflict-file \
@@ -696,6 +703,8 @@ cases! {
     arg_env_edge ["--build-arg", "CARGO_PKG_NAME", "--build-arg", "EMPTY="];
     copy_chown_links [] rootless;
     add_archive_edges [];
+    from_stage_by_arg ["--build-arg", "FROM_STAGE=second"];
+    xattrs_dropped [];
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
@@ -799,6 +808,7 @@ refused! {
     refuse_copy_dir_onto_file [];
     refuse_copy_under_file [];
     refuse_workdir_through_link [];
+    refuse_copy_from_variable [];
 }
 
 /// The comparator and the archive reader are proven on a real pair first: Docker's image, and
