@@ -314,7 +314,9 @@ fn df_and_prune() {
 
     let verbose = distill(dir.path(), &["df", "-v"]);
     assert!(verbose.stdout.contains("SHARED SIZE   UNIQUE SIZE"));
-    assert!(verbose.stdout.ends_with("\nBuild cache usage: 0B\n"));
+    assert!(verbose.stdout.ends_with(
+        "\nBuild cache usage: 0B\n\nCACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   SHARED\n"
+    ));
 
     let cancelled = distill_with_input(dir.path(), &["prune"], "n\n");
     assert_eq!(cancelled.code, 1);
@@ -345,6 +347,16 @@ fn builder_prune_asks_then_removes_dangling_build_cache() {
     let df = distill(dir.path(), &["df"]);
     let last = df.stdout.lines().last().unwrap().to_string();
     assert_eq!(columns(&last), ["Build Cache", "1", "0", "2.5kB", "2.5kB"]);
+    let verbose = distill(dir.path(), &["df", "-v"]);
+    let entry = verbose.stdout.lines().last().unwrap().to_string();
+    let cells = columns(&entry);
+    assert_eq!(
+        cells[..4],
+        ["go-build-0123456789ab", "exec.cachemount", "2.5kB", "N/A"],
+        "{}",
+        verbose.stdout
+    );
+    assert!(cells[4].ends_with(" ago") && cells[5] == "false", "{entry}");
 
     let cancelled = distill_with_input(dir.path(), &["builder", "prune"], "n\n");
     assert_eq!(cancelled.code, 1);

@@ -95,6 +95,24 @@ pub struct BuildCacheUsage {
     pub size: u64,
 }
 
+/// One build-cache entry as `docker system df -v` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildCacheEntry {
+    /// The step key's hex, or the entry's name.
+    pub id: String,
+    /// BuildKit's record type: `regular` (a step), `exec.cachemount`, `source.local` (context
+    /// hashes) or `internal`.
+    pub kind: &'static str,
+    /// The entry's bytes, with its layer's blob and snapshot unless an image has the layer.
+    pub size: u64,
+    /// When the step was built (step records that say so).
+    pub created: Option<i64>,
+    /// Seconds since the epoch of its last use.
+    pub last_used: i64,
+    /// Whether an image has the step's layer.
+    pub shared: bool,
+}
+
 /// One entry of the build cache.
 #[derive(Debug)]
 pub(crate) struct CacheEntry {
@@ -247,6 +265,46 @@ impl Store {
         let collected = collect(self, &guard, false)?;
         report.reclaimed_bytes += collected.reclaimed_bytes;
         Ok(report)
+    }
+
+    /// Every build-cache entry, most recently used first (`docker system df -v`).
+    pub fn build_cache(&self) -> Result<Vec<BuildCacheEntry>> {
+        let _lease = self.lease()?;
+        let db = self.read_db()?;
+        let images = self.reachable(&db);
+        let entries = self.build_cache_entries()?;
+        let sizes = LayerBytes::new(self, &entries, &images);
+        let mut out: Vec<BuildCacheEntry> = entries
+            .iter()
+            .map(|entry| {
+                let layer = entry.live_layer(self);
+                let layer_bytes = layer
+                    .and_then(|layer| sizes.layers.get(&layer.digest))
+                    .map_or(0, |(bytes, _)| *bytes);
+                let kind = match (&entry.kind, entry.path.parent().and_then(Path::file_name)) {
+                    (EntryKind::Step(_), _) => "regular",
+                    (EntryKind::Other, Some(dir)) if dir == "mounts" => "exec.cachemount",
+                    (EntryKind::Other, Some(dir)) if dir == "context" => "source.local",
+                    (EntryKind::Other, _) => "internal",
+                };
+                BuildCacheEntry {
+                    id: entry.id.clone(),
+                    kind,
+                    size: entry.own_bytes + layer_bytes,
+                    created: match &entry.kind {
+                        EntryKind::Step(Some(record)) => record.created,
+                        _ => None,
+                    },
+                    last_used: entry
+                        .last_used
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs() as i64),
+                    shared: layer.is_some_and(|layer| images.blobs.contains(&layer.digest)),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.id.cmp(&b.id)));
+        Ok(out)
     }
 
     /// The build cache's usage, given what images reach.

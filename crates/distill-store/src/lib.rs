@@ -56,7 +56,8 @@ pub mod testing;
 
 pub use blob::{BlobWriter, Expected};
 pub use build_cache::{
-    BuildCachePruneOptions, BuildCachePruneReport, BuildCacheUsage, CachedLayer, StepRecord,
+    BuildCacheEntry, BuildCachePruneOptions, BuildCachePruneReport, BuildCacheUsage, CachedLayer,
+    StepRecord,
 };
 pub use error::{Result, StoreError};
 pub use gc::{DiskUsage, ImageUsage, PruneOptions, PruneReport, Usage};

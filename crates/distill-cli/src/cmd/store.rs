@@ -661,9 +661,38 @@ fn df(store: &Store, args: DfArgs, out: &mut impl Write) -> anyhow::Result<()> {
         out.write_all(tabulate(&table).as_bytes())?;
         writeln!(
             out,
-            "\nBuild cache usage: {}",
+            "\nBuild cache usage: {}\n",
             human_size(usage.build_cache.size, 4)
         )?;
+        // Docker's columns but USAGE: distill does not count a record's uses.
+        let mut table = vec![[
+            "CACHE ID",
+            "CACHE TYPE",
+            "SIZE",
+            "CREATED",
+            "LAST USED",
+            "SHARED",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for entry in store.build_cache()? {
+            // Hashes cut to 12 characters as Docker cuts IDs; a mount keeps its name.
+            let is_hash = entry.id.len() == 64 && entry.id.bytes().all(|b| b.is_ascii_hexdigit());
+            let id = if is_hash {
+                entry.id[..12].to_string()
+            } else {
+                entry.id.clone()
+            };
+            table.push(vec![
+                id,
+                entry.kind.to_string(),
+                human_size(entry.size, 4),
+                created_since(entry.created, now),
+                created_since(Some(entry.last_used), now),
+                entry.shared.to_string(),
+            ]);
+        }
+        out.write_all(tabulate(&table).as_bytes())?;
     }
     Ok(())
 }
