@@ -705,6 +705,7 @@ cases! {
     add_archive_edges [];
     from_stage_by_arg ["--build-arg", "FROM_STAGE=second"];
     xattrs_dropped [];
+    onbuild_chain [];
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
