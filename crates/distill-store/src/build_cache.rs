@@ -127,21 +127,25 @@ pub(crate) struct CacheEntry {
 
 #[derive(Debug)]
 pub(crate) enum EntryKind {
-    /// A step record; `None` when it cannot be read.
-    Step(Option<StepRecord>),
+    /// A step record whose layer blob is in the store.
+    LiveStep(StepRecord),
+    /// A step record that cannot be read or whose layer blob has gone: garbage.
+    DeadStep,
     /// A cache mount, remembered context hashes, a download's record: bytes of its own only.
     Other,
 }
 
 impl CacheEntry {
-    /// The record's layer if the record is live (its blob is in the store).
-    fn live_layer<'a>(&'a self, store: &Store) -> Option<&'a CachedLayer> {
+    /// The layer a live step record keeps.
+    fn live_layer(&self) -> Option<&CachedLayer> {
         match &self.kind {
-            EntryKind::Step(Some(record)) if store.has_blob(&record.layer.digest) => {
-                Some(&record.layer)
-            }
+            EntryKind::LiveStep(record) => Some(&record.layer),
             _ => None,
         }
+    }
+
+    fn is_dead_step(&self) -> bool {
+        matches!(self.kind, EntryKind::DeadStep)
     }
 }
 
@@ -166,9 +170,13 @@ impl Store {
             let record = fs::read(&path)
                 .ok()
                 .and_then(|bytes| serde_json::from_slice::<StepRecord>(&bytes).ok());
+            let kind = match record {
+                Some(record) if self.has_blob(&record.layer.digest) => EntryKind::LiveStep(record),
+                _ => EntryKind::DeadStep,
+            };
             entries.push(CacheEntry {
                 id: key.to_string(),
-                kind: EntryKind::Step(record),
+                kind,
                 own_bytes: meta.len(),
                 last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                 path,
@@ -208,7 +216,7 @@ impl Store {
     /// Adds what live step records keep to `reachable`.
     pub(crate) fn add_build_cache_roots(&self, entries: &[CacheEntry], reachable: &mut Reachable) {
         for entry in entries {
-            if let Some(layer) = entry.live_layer(self) {
+            if let Some(layer) = entry.live_layer() {
                 reachable.blobs.insert(layer.digest.clone());
                 reachable.diff_ids.insert(layer.diff_id.clone());
             }
@@ -237,28 +245,24 @@ impl Store {
         let mut candidates: Vec<&CacheEntry> = entries
             .iter()
             .filter(|entry| {
-                let dead =
-                    matches!(entry.kind, EntryKind::Step(_)) && entry.live_layer(self).is_none();
                 let shared = entry
-                    .live_layer(self)
+                    .live_layer()
                     .is_some_and(|layer| images.blobs.contains(&layer.digest));
                 // Garbage goes whatever the filters say: it is no cache.
-                dead || (old_enough(entry) && (options.all || !shared))
+                entry.is_dead_step() || (old_enough(entry) && (options.all || !shared))
             })
             .collect();
         candidates.sort_by(|a, b| a.last_used.cmp(&b.last_used).then(a.id.cmp(&b.id)));
 
         let mut report = BuildCachePruneReport::default();
         for entry in candidates {
-            let is_garbage =
-                matches!(entry.kind, EntryKind::Step(_)) && entry.live_layer(self).is_none();
             if let Some(keep) = options.keep_bytes {
-                if !is_garbage && sizes.total <= keep {
+                if !entry.is_dead_step() && sizes.total <= keep {
                     continue;
                 }
             }
             remove_entry(self, entry)?;
-            sizes.release(entry, self);
+            sizes.release(entry);
             report.deleted.push(entry.id.clone());
             report.reclaimed_bytes += entry.own_bytes;
         }
@@ -277,12 +281,12 @@ impl Store {
         let mut out: Vec<BuildCacheEntry> = entries
             .iter()
             .map(|entry| {
-                let layer = entry.live_layer(self);
+                let layer = entry.live_layer();
                 let layer_bytes = layer
                     .and_then(|layer| sizes.layers.get(&layer.digest))
                     .map_or(0, |(bytes, _)| *bytes);
                 let kind = match (&entry.kind, entry.path.parent().and_then(Path::file_name)) {
-                    (EntryKind::Step(_), _) => "regular",
+                    (EntryKind::LiveStep(_) | EntryKind::DeadStep, _) => "regular",
                     (EntryKind::Other, Some(dir)) if dir == "mounts" => "exec.cachemount",
                     (EntryKind::Other, Some(dir)) if dir == "context" => "source.local",
                     (EntryKind::Other, _) => "internal",
@@ -292,7 +296,7 @@ impl Store {
                     kind,
                     size: entry.own_bytes + layer_bytes,
                     created: match &entry.kind {
-                        EntryKind::Step(Some(record)) => record.created,
+                        EntryKind::LiveStep(record) => record.created,
                         _ => None,
                     },
                     last_used: entry
@@ -319,7 +323,7 @@ impl Store {
             shared: entries
                 .iter()
                 .filter(|e| {
-                    e.live_layer(self)
+                    e.live_layer()
                         .is_some_and(|layer| images.blobs.contains(&layer.digest))
                 })
                 .count(),
@@ -333,7 +337,7 @@ impl Store {
         let mut removed = 0;
         let mut bytes = 0;
         for entry in entries {
-            if matches!(entry.kind, EntryKind::Step(_)) && entry.live_layer(self).is_none() {
+            if entry.is_dead_step() {
                 remove_entry(self, entry)?;
                 removed += 1;
                 bytes += entry.own_bytes;
@@ -367,7 +371,7 @@ impl LayerBytes {
         let mut total = 0;
         for entry in entries {
             total += entry.own_bytes;
-            let Some(layer) = entry.live_layer(store) else {
+            let Some(layer) = entry.live_layer() else {
                 continue;
             };
             if images.blobs.contains(&layer.digest) {
@@ -396,9 +400,9 @@ impl LayerBytes {
     }
 
     /// `entry` is gone: its bytes, and its layer's when no other record holds it.
-    fn release(&mut self, entry: &CacheEntry, store: &Store) {
+    fn release(&mut self, entry: &CacheEntry) {
         self.total = self.total.saturating_sub(entry.own_bytes);
-        let Some(layer) = entry.live_layer(store) else {
+        let Some(layer) = entry.live_layer() else {
             return;
         };
         if let Some((bytes, holders)) = self.layers.get_mut(&layer.digest) {
@@ -413,7 +417,7 @@ impl LayerBytes {
 /// Deletes one entry: a record file, or a directory moved out of sight first.
 fn remove_entry(store: &Store, entry: &CacheEntry) -> Result<()> {
     match entry.kind {
-        EntryKind::Step(_) => match fs::remove_file(&entry.path) {
+        EntryKind::LiveStep(_) | EntryKind::DeadStep => match fs::remove_file(&entry.path) {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(err) => Err(err).at("removing", &entry.path),
