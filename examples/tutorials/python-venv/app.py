@@ -1,40 +1,46 @@
-"""The tutorial's web app, on the standard library instead of Flask.
+"""The tutorial's Flask app, with pandas and numpy (all from PyPI, in the builder's venv).
 
-`python app.py` serves JSON on port 5000 like the tutorial's app; `python app.py --self-test`
-starts the server on a free loopback port, asks it once, prints the answer and exits, so a
-script can check the image without a network.
+`gunicorn app:app` serves it on port 5000 as the tutorial's CMD does; `python app.py
+--self-test` starts it on a free loopback port, asks it once, prints the answer and exits, so
+a script can check the image without a network. The answer says which venv the packages come
+from.
 """
 
-import json
 import sys
 import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import numpy as np
+import pandas as pd
+from flask import Flask, jsonify
+
+app = Flask(__name__)
 
 
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps(
-            {
-                "message": "Hello from a multi-stage build",
-                "python": sys.version.split()[0],
-                "venv": sys.prefix,
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+@app.route("/")
+def home():
+    # Démonstration que pandas/numpy fonctionnent
+    df = pd.DataFrame({"a": [1, 2, 3]})
+    arr = np.array([1, 2, 3])
 
-    def log_message(self, format, *args):
-        pass
+    return jsonify(
+        {
+            "message": "Hello from multi-stage Python!",
+            "pandas_sum": int(df["a"].sum()),
+            "numpy_sum": int(arr.sum()),
+            "pandas": pd.__version__,
+            "numpy": np.__version__,
+            "venv": sys.prefix,
+        }
+    )
 
 
 def self_test():
-    server = HTTPServer(("127.0.0.1", 0), Handler)
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/") as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/") as response:
         print(response.read().decode())
     server.shutdown()
 
@@ -43,4 +49,4 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--self-test"]:
         self_test()
     else:
-        HTTPServer(("0.0.0.0", 5000), Handler).serve_forever()
+        app.run(host="0.0.0.0", port=5000)
