@@ -343,8 +343,9 @@ fn read_download(
     let last_modified = header("last-modified");
     let etag = header("etag");
     let length = header("content-length").and_then(|v| v.parse::<u64>().ok());
-    // Reserve what the server announces, within reason: it may lie.
-    let mut content = Vec::with_capacity(length.unwrap_or(0).min(64 << 20) as usize);
+    // Reserve what the server announces (no copy as the body grows), within reason: it may
+    // lie, and untouched capacity costs no memory.
+    let mut content = Vec::with_capacity(length.unwrap_or(0).min(1 << 30) as usize);
     response
         .into_body()
         .into_reader()
