@@ -706,6 +706,7 @@ cases! {
     from_stage_by_arg ["--build-arg", "FROM_STAGE=second"];
     xattrs_dropped [];
     onbuild_chain [];
+    mount_context_ignore [] rootless;
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1

@@ -1259,8 +1259,17 @@ impl<'a> Engine<'a> {
                                 .map_err(|_| BuildError::message("context hash cache poisoned"))?
                                 .tree_digest(&self.context, &found, &self.ignore)
                                 .or_build(|| "hashing the bind mount")?;
+                            let root = self.context.layers().first().cloned().unwrap_or_default();
+                            let host = crate::bindview::visible_context(
+                                &root,
+                                &self.ignore,
+                                &found.path,
+                                &found.host,
+                                &scratch_dir.join(unique("context")),
+                            )
+                            .or_build(|| format!("binding {source_path} of the build context"))?;
                             (
-                                found.host,
+                                host,
                                 KeyBuilder::new("context").field("tree", &digest).finish(),
                             )
                         }

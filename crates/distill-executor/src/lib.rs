@@ -13,6 +13,7 @@
 //! image whose build failed, and leaves everything it stages in the store's `ingest/`, where
 //! `prune` reclaims it after a crash.
 
+pub mod bindview;
 pub mod context;
 pub mod copy;
 pub mod engine;
