@@ -811,6 +811,8 @@ refused! {
     refuse_copy_under_file [];
     refuse_workdir_through_link [];
     refuse_copy_from_variable [];
+    refuse_copy_link_to_ignored [];
+    refuse_bind_ignored [];
 }
 
 /// The comparator and the archive reader are proven on a real pair first: Docker's image, and
