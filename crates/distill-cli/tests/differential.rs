@@ -707,6 +707,8 @@ cases! {
     xattrs_dropped [];
     onbuild_chain [];
     mount_context_ignore [] rootless;
+    parallel_stages [] rootless;
+    users_added [] rootless;
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
