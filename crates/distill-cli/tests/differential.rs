@@ -709,6 +709,7 @@ cases! {
     mount_context_ignore [] rootless;
     parallel_stages [] rootless;
     users_added [] rootless;
+    odd_but_accepted [];
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
@@ -815,6 +816,11 @@ refused! {
     refuse_copy_from_variable [];
     refuse_copy_link_to_ignored [];
     refuse_bind_ignored [];
+    refuse_expose_reversed_range [];
+    refuse_shell_not_json [];
+    refuse_unknown_copy_flag [];
+    refuse_bogus_mount_type [];
+    refuse_onbuild_onbuild [];
 }
 
 /// The comparator and the archive reader are proven on a real pair first: Docker's image, and
