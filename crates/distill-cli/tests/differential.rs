@@ -710,6 +710,8 @@ cases! {
     parallel_stages [] rootless;
     users_added [] rootless;
     odd_but_accepted [];
+    run_path [];
+    cache_keys_in_build [];
 }
 
 /// Builds a case both builders must refuse: Docker's build fails, and distill's exits with 1
