@@ -1,11 +1,13 @@
 # A small web server for distill's `ADD <url>` tests: HTTPS (with the certificate and key
 # given) and plain HTTP on 127.0.0.1, both on free ports, printed as "HTTPS_PORT HTTP_PORT".
 # Every request is appended to LOG as "METHOD PATH IF-NONE-MATCH" so a test can count them.
+# The plain HTTP port is also a forward proxy (CONNECT) that sends every host to 127.0.0.1.
 #
 # usage: python3 add_url_server.py CERT KEY LOG [BIG_FILE]
 import http.server
 import os
 import shutil
+import socket
 import ssl
 import sys
 import threading
@@ -54,6 +56,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 shutil.copyfileobj(source, self.wfile, 1 << 20)
         else:
             self.answer(404, b"not found\n")
+
+
+    def do_CONNECT(self):
+        # A forward proxy's tunnel: every host name is this machine.
+        with log_lock, open(LOG, "a") as log:
+            log.write(f"CONNECT {self.path} -\n")
+        port = int(self.path.rsplit(":", 1)[1])
+        upstream = socket.create_connection(("127.0.0.1", port))
+        self.send_response(200, "Connection established")
+        self.end_headers()
+
+        def pump(source, target):
+            try:
+                while data := source.recv(1 << 16):
+                    target.sendall(data)
+            except OSError:
+                pass
+            try:
+                target.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+        back = threading.Thread(target=pump, args=(upstream, self.connection), daemon=True)
+        back.start()
+        pump(self.connection, upstream)
+        back.join()
+        upstream.close()
+        self.close_connection = True
 
 
 class Server(http.server.ThreadingHTTPServer):

@@ -175,8 +175,11 @@ impl WebServer {
         make_ca(&dir, "stranger");
         fs::write(
             dir.join("server.ext"),
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-             extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+            format!(
+                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+                 extendedKeyUsage=serverAuth\n\
+                 subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:{PROXIED_HOST}\n"
+            ),
         )
         .unwrap();
         openssl(
@@ -259,21 +262,40 @@ impl WebServer {
 
     /// `distill build --progress plain ARGS... ctx` trusting `ca` only.
     fn build(&self, world: &World, ca: &Path, args: &[&str]) -> Run {
+        self.build_with_proxies(world, ca, args, &[])
+    }
+
+    /// The same, with the proxy variables `proxies` set (and no others).
+    fn build_with_proxies(
+        &self,
+        world: &World,
+        ca: &Path,
+        args: &[&str],
+        proxies: &[(&str, &str)],
+    ) -> Run {
         let context = world.context();
         let mut all = vec!["build", "--progress", "plain"];
         all.extend_from_slice(args);
         all.push(context.to_str().unwrap());
-        world.distill_env(
-            &all,
-            &[
-                ("SSL_CERT_FILE", ca.to_str().unwrap()),
-                ("SSL_CERT_DIR", self.no_dir.to_str().unwrap()),
-                ("HTTPS_PROXY", ""),
-                ("HTTP_PROXY", ""),
-                ("https_proxy", ""),
-                ("http_proxy", ""),
-            ],
-        )
+        let mut env = vec![
+            ("SSL_CERT_FILE", ca.to_str().unwrap()),
+            ("SSL_CERT_DIR", self.no_dir.to_str().unwrap()),
+        ];
+        for name in [
+            "HTTPS_PROXY",
+            "HTTP_PROXY",
+            "NO_PROXY",
+            "https_proxy",
+            "http_proxy",
+            "no_proxy",
+        ] {
+            let value = proxies
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("", |(_, v)| v);
+            env.push((name, value));
+        }
+        world.distill_env(&all, &env)
     }
 
     fn build_ok(&self, world: &World, args: &[&str]) -> Run {
@@ -299,6 +321,9 @@ impl Drop for WebServer {
         let _ = self.child.wait();
     }
 }
+
+/// A name that does not resolve, which the test proxy sends to 127.0.0.1.
+const PROXIED_HOST: &str = "distill-proxy-test.invalid";
 
 const HELLO_SUM: &str = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 
@@ -493,4 +518,49 @@ fn add_https_revalidates_with_the_etag() {
     let requests = server.requests();
     assert_eq!(requests.len(), 3, "{requests:?}");
     assert_eq!(requests[2], "GET /files/greeting.txt -");
+}
+
+#[test]
+fn add_goes_through_the_proxy_the_environment_names() {
+    if !tools_ready("add_goes_through_the_proxy_the_environment_names") {
+        return;
+    }
+    let world = World::new();
+    let server = WebServer::start(&world, None);
+    // The test server's plain HTTP port is also a proxy that sends every host to 127.0.0.1;
+    // the host name does not resolve, so only a proxied request can succeed.
+    let host = format!("{PROXIED_HOST}:{}", server.https);
+    let url = format!("https://{host}/files/greeting.txt");
+    world.dockerfile(&format!("FROM scratch\nADD {url} /g\n"));
+    let proxy = format!("127.0.0.1:{}", server.http);
+    let proxied = server.build_with_proxies(&world, &server.ca, &[], &[("HTTPS_PROXY", &proxy)]);
+    assert_eq!(proxied.code, 0, "{}", proxied.stderr);
+    assert_eq!(
+        server.requests(),
+        [
+            format!("CONNECT {host} -"),
+            "GET /files/greeting.txt -".to_string()
+        ]
+    );
+    // HTTP_PROXY is for http:// URLs only, as in Go.
+    let wrong_scheme = server.build_with_proxies(
+        &world,
+        &server.ca,
+        &["--no-cache"],
+        &[("HTTP_PROXY", &proxy)],
+    );
+    assert_eq!(wrong_scheme.code, 1, "{}", wrong_scheme.stderr);
+    // NO_PROXY names the host: the request goes direct, and the name does not resolve.
+    let direct = server.build_with_proxies(
+        &world,
+        &server.ca,
+        &["--no-cache"],
+        &[
+            ("https_proxy", &proxy),
+            ("NO_PROXY", "other.example,.invalid"),
+        ],
+    );
+    assert_eq!(direct.code, 1, "{}", direct.stderr);
+    assert!(direct.stderr.contains(&url), "{}", direct.stderr);
+    assert_eq!(server.requests().len(), 2, "{:?}", server.requests());
 }

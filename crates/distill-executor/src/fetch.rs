@@ -11,7 +11,8 @@
 //!   there is none), its mode is 0600 and its mtime the `Last-Modified` header, else the epoch;
 //! - redirects are followed (at most 10, `http` to `https` too), any other answer than 2xx is an
 //!   error, a gzip `Content-Encoding` is decoded as Go's client does;
-//! - `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` are read as Go's `net/http` reads them;
+//! - `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` are read as Go's `net/http` reads them (ureq
+//!   tunnels `http://` requests with `CONNECT` too, where Go sends absolute-form requests);
 //! - `--checksum=sha256:...` is checked before the file is used; with it, or with an `ETag`
 //!   the server confirms, a rebuild's cache key is known without downloading ([`UrlSources`]).
 //!
