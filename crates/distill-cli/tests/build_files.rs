@@ -258,6 +258,69 @@ fn cache_hits_touches_and_changes() {
     assert_ne!(rebuilt.stdout.trim(), id);
 }
 
+/// The same checks on a context older than a second, where a rebuild takes the shortcut of
+/// an unchanged walk (crates/distill-executor/src/walkprint.rs): every kind of change must
+/// still miss, and the image must hold the new content.
+#[test]
+fn settled_context_rebuilds_see_every_change() {
+    let world = World::new();
+    world.write("src/a.txt", "a");
+    world.write("src/deep/b.txt", "b");
+    world.write("src/ignored/x.txt", "x");
+    world.write(".dockerignore", "src/ignored\n");
+    world.dockerfile("FROM scratch\nCOPY src /src\nCOPY src/deep/b.txt /b\n");
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(1100));
+    settle();
+    let first = world.build(&["-t", "settled:1"]);
+    assert_eq!(built_steps(&first.stderr).len(), 2, "{}", first.stderr);
+    let hit = world.build(&["-t", "settled:1"]);
+    assert_eq!(cached_steps(&hit.stderr).len(), 2, "{}", hit.stderr);
+
+    // Same size, other content, settled again: both COPYs miss, the image has the new text.
+    world.write("src/deep/b.txt", "B");
+    settle();
+    let changed = world.build(&["-t", "settled:1"]);
+    assert!(
+        cached_steps(&changed.stderr).is_empty(),
+        "{}",
+        changed.stderr
+    );
+    let out = world.export_local(&["-t", "settled:1"]);
+    assert_eq!(read(&out.join("b")), "B");
+    assert_eq!(read(&out.join("src/deep/b.txt")), "B");
+
+    // A mode change misses (and so does the step after it, whose parent changed).
+    let path = world.context().join("src/a.txt");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    settle();
+    let moded = world.build(&["-t", "settled:1"]);
+    assert!(cached_steps(&moded.stderr).is_empty(), "{}", moded.stderr);
+    let out = world.export_local(&["-t", "settled:1"]);
+    assert_eq!(
+        fs::metadata(out.join("src/a.txt")).unwrap().mode() & 0o777,
+        0o600
+    );
+    assert!(!out.join("src/ignored").exists());
+
+    // A change to an ignored file does not.
+    world.write("src/ignored/x.txt", "y");
+    settle();
+    let ignored = world.build(&["-t", "settled:1"]);
+    assert_eq!(cached_steps(&ignored.stderr).len(), 2, "{}", ignored.stderr);
+
+    // A file replaced by a symlink misses.
+    fs::remove_file(world.context().join("src/a.txt")).unwrap();
+    std::os::unix::fs::symlink("deep/b.txt", world.context().join("src/a.txt")).unwrap();
+    settle();
+    let linked = world.build(&["-t", "settled:1"]);
+    assert!(cached_steps(&linked.stderr).is_empty(), "{}", linked.stderr);
+    let out = world.export_local(&["-t", "settled:1"]);
+    assert!(fs::symlink_metadata(out.join("src/a.txt"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
 #[test]
 fn outputs_and_metadata() {
     let world = World::new();

@@ -38,6 +38,7 @@ use crate::error::{BuildError, OrBuild, Result};
 use crate::rootview::RootView;
 use crate::snapshots;
 use crate::users;
+use crate::walkprint;
 use crate::{BuildOptions, LayerRef};
 use distill_golang::fmt as gofmt;
 
@@ -978,9 +979,6 @@ impl<'a> Engine<'a> {
             now: self.now,
             unpack_archives: is_add && unpack != Some(false),
         };
-        let plan = request
-            .plan()
-            .map_err(|why| BuildError::message(format!("failed to compute cache key: {why}")))?;
         let created_by = add_created_by(
             is_add,
             chown,
@@ -989,7 +987,6 @@ impl<'a> Engine<'a> {
             &files.heredocs,
             &files.dest.value,
         );
-
         let mut key = KeyBuilder::new(if is_add { "add" } else { "copy" });
         key.parent(&state.key)
             .text("created_by", &created_by)
@@ -997,6 +994,44 @@ impl<'a> Engine<'a> {
         if let Some(epoch) = self.options.source_date_epoch {
             key.text("epoch", &epoch.to_string());
         }
+
+        // A rebuild's shortcut: when the context files this step names look exactly as when
+        // an earlier plan was made, that plan's content digest is the one to key with.
+        let remembered = walkprint::Remembered::new(self.store().cache_dir().join("copy-walks"));
+        let walk = if from_context && urls.is_empty() && inline.is_empty() && !self.options.no_cache
+        {
+            let mut salt = key.clone();
+            salt.text("unpack", &format!("{is_add} {unpack:?}"))
+                .list(
+                    "exclude",
+                    &exclude.iter().map(|w| w.value.as_str()).collect::<Vec<_>>(),
+                )
+                .list(
+                    "ignore",
+                    &self
+                        .ignore
+                        .patterns()
+                        .iter()
+                        .map(|p| format!("{} {}", p.is_exception(), p.as_str()))
+                        .collect::<Vec<_>>(),
+                );
+            let root = self.context.layers().first().cloned().unwrap_or_default();
+            walkprint::fingerprint(&root, &sources, &self.ignore, salt.finish().as_bytes())
+        } else {
+            None
+        };
+        if let Some(content) = walk.as_ref().and_then(|w| remembered.get(&w.digest)) {
+            let mut hit = key.clone();
+            hit.field("content", &content)
+                .list("downloads", &identities);
+            if self.cached(&hit.finish(), state, label) {
+                return Ok(created_by);
+            }
+        }
+
+        let plan = request
+            .plan()
+            .map_err(|why| BuildError::message(format!("failed to compute cache key: {why}")))?;
         let content = {
             let mut hashes = self
                 .hashes
@@ -1006,6 +1041,9 @@ impl<'a> Engine<'a> {
                 .plan_digest(&plan, from_context)
                 .or_build(|| "hashing the copied files")?
         };
+        if let Some(walk) = walk.filter(|w| w.settled) {
+            remembered.put(&walk.digest, &content);
+        }
         key.field("content", &content);
         key.list("downloads", &identities);
         let key = if only_urls {

@@ -23,6 +23,7 @@ pub mod fetch;
 pub mod rootview;
 pub mod snapshots;
 pub mod users;
+pub mod walkprint;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
