@@ -706,31 +706,53 @@ fn prune(store: &Store, args: PruneArgs, out: &mut impl Write) -> anyhow::Result
         } else {
             "unreferenced content and leftovers of interrupted writes"
         };
-        write!(
+        confirm(
             out,
-            "WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] "
+            &format!("WARNING! This will remove {what}.\nAre you sure you want to continue?"),
         )?;
-        out.flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-            bail!("prune cancelled");
-        }
     }
     let report = store.prune(PruneOptions {
         untagged_images: args.all,
     })?;
-    if !report.deleted_images.is_empty() {
-        writeln!(out, "Deleted Images:")?;
-        for digest in &report.deleted_images {
-            writeln!(out, "deleted: {digest}")?;
+    let deleted: Vec<String> = report
+        .deleted_images
+        .iter()
+        .map(|digest| format!("deleted: {digest}"))
+        .collect();
+    print_deleted(out, "Deleted Images:", &deleted, report.reclaimed_bytes)
+}
+
+/// Asks `question` with Docker's `[y/N]`; anything but yes cancels.
+fn confirm(out: &mut impl Write, question: &str) -> anyhow::Result<()> {
+    write!(out, "{question} [y/N] ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+        bail!("prune cancelled");
+    }
+    Ok(())
+}
+
+/// A prune's report as Docker prints it: the deleted objects under `heading` (nothing when
+/// none), then the reclaimed space.
+fn print_deleted(
+    out: &mut impl Write,
+    heading: &str,
+    deleted: &[String],
+    reclaimed_bytes: u64,
+) -> anyhow::Result<()> {
+    if !deleted.is_empty() {
+        writeln!(out, "{heading}")?;
+        for line in deleted {
+            writeln!(out, "{line}")?;
         }
         writeln!(out)?;
     }
     writeln!(
         out,
         "Total reclaimed space: {}",
-        human_size(report.reclaimed_bytes, 4)
+        human_size(reclaimed_bytes, 4)
     )?;
     Ok(())
 }
@@ -773,31 +795,19 @@ fn builder_prune(
         } else {
             "all dangling build cache"
         };
-        write!(
+        confirm(
             out,
-            "WARNING! This will remove {what}. Are you sure you want to continue? [y/N] "
+            &format!("WARNING! This will remove {what}. Are you sure you want to continue?"),
         )?;
-        out.flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-            bail!("prune cancelled");
-        }
     }
     let report = store.prune_build_cache(options)?;
-    if !report.deleted.is_empty() {
-        writeln!(out, "Deleted build cache objects:")?;
-        for id in &report.deleted {
-            writeln!(out, "{id}")?;
-        }
-        writeln!(out)?;
-    }
-    writeln!(
+    let deleted: Vec<String> = report.deleted.iter().map(|id| id.to_string()).collect();
+    print_deleted(
         out,
-        "Total reclaimed space: {}",
-        human_size(report.reclaimed_bytes, 4)
-    )?;
-    Ok(())
+        "Deleted build cache objects:",
+        &deleted,
+        report.reclaimed_bytes,
+    )
 }
 
 /// go-units `RAMInBytes`, as `docker builder prune --keep-storage` reads its value: a number
