@@ -22,6 +22,7 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use distill_context::Matcher;
 use rayon::prelude::*;
@@ -221,9 +222,14 @@ impl Remembered {
         let write = || -> io::Result<()> {
             fs::create_dir_all(&self.dir)?;
             let path = self.path(fingerprint);
-            let temporary =
-                self.dir
-                    .join(format!(".tmp-{}-{}", std::process::id(), hex(fingerprint)));
+            // Unique per writer: two stages of one build may remember the same fingerprint.
+            static WRITERS: AtomicU64 = AtomicU64::new(0);
+            let temporary = self.dir.join(format!(
+                ".tmp-{}-{}-{}",
+                std::process::id(),
+                WRITERS.fetch_add(1, Ordering::Relaxed),
+                hex(fingerprint)
+            ));
             let mut file = fs::File::create(&temporary)?;
             file.write_all(hex(content).as_bytes())?;
             drop(file);
