@@ -392,19 +392,16 @@ fn add_https_checksums() {
         "FROM scratch\nADD --checksum={wrong} {url} /greeting\n"
     ));
     let failed = server.build_fails(&world, &server.ca);
-    for needle in [
-        "Dockerfile:2",
-        url.as_str(),
-        "digest mismatch",
-        wrong,
-        HELLO_SUM,
-    ] {
-        assert!(
-            failed.stderr.contains(needle),
-            "{needle}: {}",
-            failed.stderr
-        );
-    }
+    assert_mentions(
+        &failed.stderr,
+        &[
+            "Dockerfile:2",
+            url.as_str(),
+            "digest mismatch",
+            wrong,
+            HELLO_SUM,
+        ],
+    );
 }
 
 #[test]
@@ -417,29 +414,23 @@ fn add_https_failures_name_the_line_and_the_url() {
     let missing = format!("https://127.0.0.1:{}/missing.txt", server.https);
     world.dockerfile(&format!("FROM scratch\nADD {missing} /m\n"));
     let failed = server.build_fails(&world, &server.ca);
-    for needle in ["Dockerfile:2", missing.as_str(), "404 Not Found"] {
-        assert!(
-            failed.stderr.contains(needle),
-            "{needle}: {}",
-            failed.stderr
-        );
-    }
+    assert_mentions(
+        &failed.stderr,
+        &["Dockerfile:2", missing.as_str(), "404 Not Found"],
+    );
 
     // A server whose certificate the system does not trust is refused.
     let url = format!("https://127.0.0.1:{}/files/greeting.txt", server.https);
     world.dockerfile(&format!("FROM scratch\nADD {url} /g\n"));
     let untrusted = server.build_fails(&world, &server.stranger);
-    for needle in [
-        "Dockerfile:2",
-        url.as_str(),
-        "certificate verification failed",
-    ] {
-        assert!(
-            untrusted.stderr.contains(needle),
-            "{needle}: {}",
-            untrusted.stderr
-        );
-    }
+    assert_mentions(
+        &untrusted.stderr,
+        &[
+            "Dockerfile:2",
+            url.as_str(),
+            "certificate verification failed",
+        ],
+    );
     assert!(untrusted.stderr.contains("hint:"), "{}", untrusted.stderr);
     assert!(
         !untrusted.stderr.contains("panicked"),
@@ -450,17 +441,14 @@ fn add_https_failures_name_the_line_and_the_url() {
     // A host name that cannot resolve.
     world.dockerfile("FROM scratch\nADD https://distill-test.invalid/x /x\n");
     let unresolved = server.build_fails(&world, &server.ca);
-    for needle in [
-        "Dockerfile:2",
-        "https://distill-test.invalid/x",
-        "hint: check the host",
-    ] {
-        assert!(
-            unresolved.stderr.contains(needle),
-            "{needle}: {}",
-            unresolved.stderr
-        );
-    }
+    assert_mentions(
+        &unresolved.stderr,
+        &[
+            "Dockerfile:2",
+            "https://distill-test.invalid/x",
+            "hint: check the host",
+        ],
+    );
 }
 
 #[test]
@@ -563,4 +551,11 @@ fn add_goes_through_the_proxy_the_environment_names() {
     assert_eq!(direct.code, 1, "{}", direct.stderr);
     assert!(direct.stderr.contains(&url), "{}", direct.stderr);
     assert_eq!(server.requests().len(), 2, "{:?}", server.requests());
+}
+
+/// Fails unless `text` (a build's error output) contains every one of `needles`.
+fn assert_mentions(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
 }
