@@ -386,36 +386,31 @@ fn parent_tag(case: &Case) -> String {
 /// to `DIR/docker.tar`.
 fn docker_build(shared: &Shared, case: &Case, context: &Path, dir: &Path) -> PathBuf {
     let tag = tag_of(dir);
+    // `--no-cache`: Docker's cache keys ignore mtimes, so a layer cached from another build of
+    // the same content would carry other times than this context's.
+    let buildkit = || {
+        let mut build = Command::new(&shared.docker);
+        build.env("DOCKER_BUILDKIT", "1").args([
+            "build",
+            "--no-cache",
+            "--network=host",
+            "--progress=plain",
+        ]);
+        build
+    };
     let parent = context.join("parent");
     if parent.is_dir() {
-        let mut build = Command::new(&shared.docker);
-        build
-            .env("DOCKER_BUILDKIT", "1")
-            .args([
-                "build",
-                "--no-cache",
-                "--network=host",
-                "--progress=plain",
-                "-t",
-            ])
-            .arg(parent_tag(case))
-            .arg(&parent);
+        let mut build = buildkit();
+        build.arg("-t").arg(parent_tag(case)).arg(&parent);
         run(
             &mut build,
             &format!("docker build of {}'s parent", case.name),
         );
     }
-    let mut build = Command::new(&shared.docker);
+    let mut build = buildkit();
     build
-        .env("DOCKER_BUILDKIT", "1")
-        .args([
-            "build",
-            "--no-cache",
-            "--network=host",
-            "--progress=plain",
-            "-t",
-            &tag,
-        ])
+        .arg("-t")
+        .arg(&tag)
         .args(flags(case, context))
         .arg(context);
     run(&mut build, &format!("docker build of {}", case.name));
