@@ -144,6 +144,14 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The context directory on the host (canonical; the context view's only layer).
+    fn context_root(&self) -> &Path {
+        self.context
+            .layers()
+            .first()
+            .map_or(Path::new(""), PathBuf::as_path)
+    }
+
     fn store(&self) -> &Store {
         &self.options.store
     }
@@ -1015,8 +1023,12 @@ impl<'a> Engine<'a> {
                         .map(|p| format!("{} {}", p.is_exception(), p.as_str()))
                         .collect::<Vec<_>>(),
                 );
-            let root = self.context.layers().first().cloned().unwrap_or_default();
-            walkprint::fingerprint(&root, &sources, &self.ignore, salt.finish().as_bytes())
+            walkprint::fingerprint(
+                self.context_root(),
+                &sources,
+                &self.ignore,
+                salt.finish().as_bytes(),
+            )
         } else {
             None
         };
@@ -1297,9 +1309,8 @@ impl<'a> Engine<'a> {
                                 .map_err(|_| BuildError::message("context hash cache poisoned"))?
                                 .tree_digest(&self.context, &found, &self.ignore)
                                 .or_build(|| "hashing the bind mount")?;
-                            let root = self.context.layers().first().cloned().unwrap_or_default();
                             let host = crate::bindview::visible_context(
-                                &root,
+                                self.context_root(),
                                 &self.ignore,
                                 &found.path,
                                 &found.host,
